@@ -1,0 +1,632 @@
+//! `connect`, `query`, `query_one`, `execute`, `transaction` and the `Connection` handle.
+//!
+//! A session keeps one connection per database it has used (as psql keeps one), so a sequence
+//! of statements costs no pool traffic and a transaction is simply that connection between
+//! BEGIN and COMMIT. Connections older than the pool's recycle age are replaced between
+//! statements, and one that failed with a connection error is dropped, so the next call starts
+//! clean.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor, Postgres};
+
+use super::{db_error, host_error, rhai_db_error, script_error, Host, RhaiResult, Session};
+use crate::cli::ConnectionArgs;
+use crate::config::{self, ProcessEnv};
+use crate::db::exec::{self, ResultSet};
+use crate::db::{error::client_error, Database, Flavor, PoolSettings};
+use crate::error::DbError;
+
+/// Replace a session's connection after this long (DSQL closes connections at 60 minutes).
+const SESSION_CONNECTION_MAX_AGE: Duration = Duration::from_secs(45 * 60);
+
+/// Default number of retries of a transaction closure on a serialization conflict.
+pub const DEFAULT_TX_RETRIES: i64 = 5;
+
+/// A connection handle in scripts (`let c = connect(#{...}); c.query(...)`).
+#[derive(Clone)]
+pub struct Conn(pub Arc<Database>);
+
+/// A session's connection to one database.
+pub(crate) struct Held {
+    pub db: Arc<Database>,
+    pub conn: PoolConnection<Postgres>,
+    acquired: Instant,
+    /// Between BEGIN and COMMIT/ROLLBACK.
+    pub in_tx: bool,
+    /// First statement error inside the transaction (the server has aborted it).
+    pub failed: Option<DbError>,
+}
+
+impl Session {
+    /// Which database a call without an explicit handle goes to: the open transaction's,
+    /// else the default.
+    fn pick_db(&self, explicit: Option<Arc<Database>>) -> RhaiResult<Arc<Database>> {
+        if let Some(db) = explicit {
+            return Ok(db);
+        }
+        let in_tx = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|h| h.in_tx)
+            .map(|h| h.db.clone());
+        match in_tx {
+            Some(db) => Ok(db),
+            None => self.host.default_db().map_err(host_error),
+        }
+    }
+
+    /// Run `f` on this session's connection to `db`, acquiring one if needed.
+    pub(crate) fn with_conn<T>(
+        &self,
+        db: &Arc<Database>,
+        f: impl AsyncFnOnce(&Database, &mut sqlx::PgConnection) -> Result<T, DbError>,
+    ) -> RhaiResult<T> {
+        let host = &self.host;
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let idx = conns.iter().position(|h| Arc::ptr_eq(&h.db, db));
+        let idx = match idx {
+            Some(i)
+                if conns[i].in_tx || conns[i].acquired.elapsed() < SESSION_CONNECTION_MAX_AGE =>
+            {
+                i
+            }
+            stale => {
+                if let Some(i) = stale {
+                    conns.remove(i);
+                }
+                let conn = host
+                    .rt
+                    .block_on(db.acquire())
+                    .map_err(host_error)?
+                    .map_err(db_error)?;
+                conns.push(Held {
+                    db: db.clone(),
+                    conn,
+                    acquired: Instant::now(),
+                    in_tx: false,
+                    failed: None,
+                });
+                conns.len() - 1
+            }
+        };
+        let held = &mut conns[idx];
+        let outcome = host.rt.block_on(f(&held.db, &mut held.conn));
+        match outcome {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if held.in_tx && held.failed.is_none() {
+                    held.failed = Some(e.clone());
+                }
+                if crate::db::is_connection_error(&e) {
+                    let mut dead = conns.remove(idx);
+                    dead.conn.close_on_drop();
+                }
+                Err(db_error(e))
+            }
+            Err(interrupted) => {
+                // The statement was abandoned mid-protocol: this connection cannot be reused.
+                let mut dead = conns.remove(idx);
+                dead.conn.close_on_drop();
+                Err(host_error(interrupted))
+            }
+        }
+    }
+
+    pub(crate) fn run_query(
+        &self,
+        db: Option<Arc<Database>>,
+        sql: &str,
+        params: Vec<Dynamic>,
+    ) -> RhaiResult<ResultSet> {
+        let db = self.pick_db(db)?;
+        self.with_conn(&db, async |db, conn| {
+            exec::query(db, conn, sql, &params).await
+        })
+    }
+
+    fn run_execute(
+        &self,
+        db: Option<Arc<Database>>,
+        sql: &str,
+        params: Vec<Dynamic>,
+    ) -> RhaiResult<u64> {
+        let db = self.pick_db(db)?;
+        self.with_conn(&db, async |db, conn| {
+            exec::execute(db, conn, sql, &params).await
+        })
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|h| h.in_tx)
+    }
+
+    /// End the open transaction with ROLLBACK, if there is one (used after an escaped error).
+    pub(crate) fn abandon_transaction(&self) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = conns.iter().position(|h| h.in_tx) {
+            let held = &mut conns[i];
+            held.in_tx = false;
+            held.failed = None;
+            if !rollback(&self.host, &mut held.conn) {
+                let mut dead = conns.remove(i);
+                dead.conn.close_on_drop();
+            }
+        }
+    }
+
+    /// Return every held connection to its pool (before the pools close).
+    pub fn release_connections(&self) {
+        self.abandon_transaction();
+        let held: Vec<Held> =
+            std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        let _enter = self.host.rt.enter();
+        drop(held);
+    }
+
+    /// `transaction(opts, || ...)`: run the closure between BEGIN and COMMIT on one connection,
+    /// and run it again from BEGIN on a serialization conflict.
+    fn transaction(
+        &self,
+        ctx: &NativeCallContext,
+        db: Option<Arc<Database>>,
+        opts: &Map,
+        body: &FnPtr,
+    ) -> RhaiResult<Dynamic> {
+        for key in opts.keys() {
+            if key.as_str() != "retries" {
+                return Err(script_error(format!(
+                    "transaction: unknown option `{key}` (known: retries)"
+                )));
+            }
+        }
+        let retries = match opts.get("retries") {
+            None => DEFAULT_TX_RETRIES,
+            Some(v) => v.as_int().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                script_error("transaction: `retries` must be a non-negative integer")
+            })?,
+        };
+        if self.in_transaction() {
+            return Err(script_error(
+                "transaction: a transaction is already open; transactions do not nest \
+                 (DSQL has no SAVEPOINT)",
+            ));
+        }
+        let db = self.pick_db(db)?;
+        let begin = match db.flavor {
+            // DSQL rejects isolation clauses; its only level is snapshot isolation.
+            Flavor::Dsql => "BEGIN",
+            Flavor::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+        };
+        let mut attempt: i64 = 0;
+        loop {
+            self.with_conn(&db, async |_, conn| {
+                conn.execute(begin)
+                    .await
+                    .map(|_| ())
+                    .map_err(crate::db::error::from_sqlx)
+            })?;
+            self.mark_tx(&db, true);
+            let result = body.call_within_context::<Dynamic>(ctx, ());
+            let failed = self.take_tx_failure(&db);
+            let outcome: Result<(), DbError> = match (result, failed) {
+                (Ok(value), None) => match self.finish(&db, "COMMIT") {
+                    Ok(()) => return Ok(value),
+                    Err(e) => Err(e),
+                },
+                (Ok(_), Some(failure)) => {
+                    // The script caught an error, but the server aborted the transaction:
+                    // committing now would silently roll back.
+                    self.finish(&db, "ROLLBACK").ok();
+                    Err(DbError {
+                        message: format!(
+                            "the transaction was aborted by an earlier error that the script caught: {}",
+                            failure.message
+                        ),
+                        ..failure
+                    })
+                }
+                (Err(err), failure) => {
+                    self.finish(&db, "ROLLBACK").ok();
+                    match failure {
+                        Some(f) if f.retryable => Err(f),
+                        _ => return Err(err),
+                    }
+                }
+            };
+            let e = outcome.expect_err("success returned above");
+            if !e.retryable || attempt >= retries {
+                return Err(db_error(e));
+            }
+            attempt += 1;
+            let backoff = crate::db::error::backoff(attempt);
+            self.host
+                .rt
+                .block_on(tokio::time::sleep(backoff))
+                .map_err(host_error)?;
+        }
+    }
+
+    fn mark_tx(&self, db: &Arc<Database>, open: bool) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db)) {
+            h.in_tx = open;
+            h.failed = None;
+        }
+    }
+
+    /// The transaction's recorded failure; a vanished connection counts as one.
+    fn take_tx_failure(&self, db: &Arc<Database>) -> Option<DbError> {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        match conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db) && h.in_tx) {
+            Some(h) => h.failed.take(),
+            None => Some(client_error(
+                "08006",
+                "the connection was lost inside the transaction; it was not committed",
+            )),
+        }
+    }
+
+    /// COMMIT or ROLLBACK, then leave transaction mode. A lost connection during COMMIT is
+    /// reported as such: the outcome is unknown and must not be retried blindly.
+    fn finish(&self, db: &Arc<Database>, verb: &'static str) -> Result<(), DbError> {
+        let present = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|h| Arc::ptr_eq(&h.db, db) && h.in_tx);
+        if !present {
+            return Err(client_error(
+                "08006",
+                "the connection was lost inside the transaction",
+            ));
+        }
+        let result = self.with_conn(db, async |_, conn| {
+            conn.execute(verb)
+                .await
+                .map(|_| ())
+                .map_err(crate::db::error::from_sqlx)
+        });
+        self.mark_tx(db, false);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut err =
+                    rhai_db_error(&e).unwrap_or_else(|| client_error("XX000", e.to_string()));
+                if verb == "COMMIT" && err.sqlstate.starts_with("08") {
+                    err.message = format!(
+                        "the connection was lost during COMMIT, so the transaction may or may not \
+                         have committed: {}",
+                        err.message
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// ROLLBACK on a connection; false when the connection is unusable.
+pub(crate) fn rollback(host: &Host, conn: &mut PoolConnection<Postgres>) -> bool {
+    host.rt
+        .block_on_uninterruptible(async { conn.execute("ROLLBACK").await.is_ok() })
+}
+
+/// `(conn?, sql, params?)` from the dynamic arguments of the query family.
+fn split_args(
+    name: &str,
+    args: Vec<Dynamic>,
+) -> RhaiResult<(Option<Arc<Database>>, String, Vec<Dynamic>)> {
+    let mut args = args.into_iter().peekable();
+    let conn = match args.peek() {
+        Some(first) if first.is::<Conn>() => Some(args.next().expect("peeked").cast::<Conn>().0),
+        _ => None,
+    };
+    let sql = match args.next() {
+        Some(s) if s.is_string() => s.into_string().expect("checked"),
+        Some(other) => {
+            return Err(script_error(format!(
+                "{name}: the first argument must be the SQL text (a string), got {}",
+                type_label(&other)
+            )))
+        }
+        None => return Err(script_error(format!("{name}: missing the SQL text"))),
+    };
+    let params = match args.next() {
+        None => Vec::new(),
+        Some(p) if p.is_array() => p.cast::<Array>(),
+        Some(p) if p.is_unit() => Vec::new(),
+        Some(other) => {
+            return Err(script_error(format!(
+                "{name}: parameters must be an array, like {name}(sql, [1, \"x\"]); got {}",
+                type_label(&other)
+            )))
+        }
+    };
+    if args.next().is_some() {
+        return Err(script_error(format!(
+            "{name}: too many arguments (expected the SQL text and an array of parameters)"
+        )));
+    }
+    Ok((conn, sql, params))
+}
+
+pub fn type_label(v: &Dynamic) -> String {
+    match v.type_name() {
+        "i64" => "an integer".into(),
+        "f64" => "a float".into(),
+        "bool" => "a bool".into(),
+        "string" | "&str" | "ImmutableString" => "a string".into(),
+        "map" => "a map".into(),
+        "array" => "an array".into(),
+        "()" => "()".into(),
+        other => format!("a value of type `{other}`"),
+    }
+}
+
+fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs, PoolSettings)> {
+    const KNOWN: &[&str] = &[
+        "endpoint",
+        "port",
+        "user",
+        "database",
+        "region",
+        "profile",
+        "url",
+        "local",
+        "local_dir",
+        "ssl_root_cert",
+        "connect_addr",
+        "pool_max",
+        "max_lifetime",
+        "token_expires_in",
+    ];
+    let mut args = base.clone();
+    let mut settings = PoolSettings::default();
+    let text = |k: &str, v: &Dynamic| -> RhaiResult<String> {
+        if v.is_string() {
+            Ok(v.to_string())
+        } else {
+            Err(script_error(format!(
+                "connect: `{k}` must be a string, got {}",
+                type_label(v)
+            )))
+        }
+    };
+    let int = |k: &str, v: &Dynamic, min: i64| -> RhaiResult<i64> {
+        v.as_int().ok().filter(|n| *n >= min).ok_or_else(|| {
+            script_error(format!(
+                "connect: `{k}` must be an integer of at least {min}, got {v}"
+            ))
+        })
+    };
+    // A map naming a target replaces the command line's target entirely.
+    if ["endpoint", "url", "local"]
+        .iter()
+        .any(|k| opts.contains_key(*k))
+    {
+        args.endpoint = None;
+        args.database_url = None;
+        args.local = false;
+    }
+    for (k, v) in opts {
+        match k.as_str() {
+            "endpoint" => args.endpoint = Some(text(k, v)?),
+            "url" => args.database_url = Some(text(k, v)?),
+            "user" => args.user = Some(text(k, v)?),
+            "database" => args.database = Some(text(k, v)?),
+            "region" => args.region = Some(text(k, v)?),
+            "profile" => args.profile = Some(text(k, v)?),
+            "local_dir" => args.local_dir = Some(text(k, v)?.into()),
+            "ssl_root_cert" => args.ssl_root_cert = Some(text(k, v)?.into()),
+            "connect_addr" => args.connect_addr = Some(text(k, v)?),
+            "port" => args.port = Some(int(k, v, 1)?.min(65535) as u16),
+            "local" => {
+                args.local = v
+                    .as_bool()
+                    .map_err(|_| script_error("connect: `local` must be true or false"))?
+            }
+            "pool_max" => settings.max_connections = int(k, v, 1)?.min(10_000) as u32,
+            "max_lifetime" => {
+                let secs = v
+                    .as_float()
+                    .or_else(|_| v.as_int().map(|i| i as f64))
+                    .map_err(|_| {
+                        script_error("connect: `max_lifetime` must be a number of seconds")
+                    })?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err(script_error("connect: `max_lifetime` must be positive"));
+                }
+                settings.max_lifetime = Some(Duration::from_secs_f64(secs));
+            }
+            "token_expires_in" => {
+                let secs = config::parse_token_secs(&v.to_string()).map_err(host_error)?;
+                settings.token_expires_in = Some(secs);
+            }
+            other => {
+                return Err(script_error(format!(
+                    "connect: unknown option `{other}` (known: {})",
+                    KNOWN.join(", ")
+                )))
+            }
+        }
+    }
+    Ok((args, settings))
+}
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    engine
+        .register_type_with_name::<Conn>("Connection")
+        .register_fn("to_string", |c: &mut Conn| {
+            format!("Connection({})", c.0.label())
+        })
+        .register_fn("to_debug", |c: &mut Conn| {
+            format!("Connection({})", c.0.label())
+        });
+
+    let s = session.clone();
+    let connect = move |opts: Map| -> RhaiResult<Conn> {
+        let (args, settings) = connect_args(&s.host.config.conn, &opts)?;
+        let target = if opts.is_empty() && s.host.config.target.is_some() {
+            s.host.config.target.clone()
+        } else {
+            config::resolve(&args, &ProcessEnv)
+                .map_err(host_error)?
+                .target
+        };
+        let target = target.ok_or_else(|| host_error(config::no_database_error()))?;
+        let db = s.host.open(&target, settings).map_err(host_error)?;
+        s.host.set_default_db(db.clone());
+        Ok(Conn(db))
+    };
+    let c2 = connect.clone();
+    engine.register_fn("connect", move || c2(Map::new()));
+    engine.register_fn("connect", connect);
+
+    for arity in 1..=3usize {
+        let s = session.clone();
+        let query = move |args: Vec<Dynamic>| -> RhaiResult<Array> {
+            let (db, sql, params) = split_args("query", args)?;
+            Ok(s.run_query(db, &sql, params)?.rows)
+        };
+        let s = session.clone();
+        let query_one = move |args: Vec<Dynamic>| -> RhaiResult<Dynamic> {
+            let (db, sql, params) = split_args("query_one", args)?;
+            Ok(s.run_query(db, &sql, params)?
+                .rows
+                .into_iter()
+                .next()
+                .unwrap_or(Dynamic::UNIT))
+        };
+        let s = session.clone();
+        let execute = move |args: Vec<Dynamic>| -> RhaiResult<i64> {
+            let (db, sql, params) = split_args("execute", args)?;
+            Ok(s.run_execute(db, &sql, params)? as i64)
+        };
+        match arity {
+            1 => {
+                engine.register_fn("query", move |a: Dynamic| query(vec![a]));
+                engine.register_fn("query_one", move |a: Dynamic| query_one(vec![a]));
+                engine.register_fn("execute", move |a: Dynamic| execute(vec![a]));
+            }
+            2 => {
+                engine.register_fn("query", move |a: Dynamic, b: Dynamic| query(vec![a, b]));
+                engine.register_fn("query_one", move |a: Dynamic, b: Dynamic| {
+                    query_one(vec![a, b])
+                });
+                engine.register_fn("execute", move |a: Dynamic, b: Dynamic| execute(vec![a, b]));
+            }
+            _ => {
+                engine.register_fn("query", move |a: Dynamic, b: Dynamic, c: Dynamic| {
+                    query(vec![a, b, c])
+                });
+                engine.register_fn("query_one", move |a: Dynamic, b: Dynamic, c: Dynamic| {
+                    query_one(vec![a, b, c])
+                });
+                engine.register_fn("execute", move |a: Dynamic, b: Dynamic, c: Dynamic| {
+                    execute(vec![a, b, c])
+                });
+            }
+        }
+    }
+
+    let s = session.clone();
+    let token = move |opts: Map| -> RhaiResult<String> {
+        for k in opts.keys() {
+            if ![
+                "endpoint",
+                "region",
+                "user",
+                "admin",
+                "expires_in",
+                "profile",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(script_error(format!(
+                    "token: unknown option `{k}` (known: endpoint, region, user, admin, expires_in, profile)"
+                )));
+            }
+        }
+        let text = |k: &str| -> RhaiResult<Option<String>> {
+            match opts.get(k) {
+                None => Ok(None),
+                Some(v) if v.is_string() => Ok(Some(v.to_string())),
+                Some(v) => Err(script_error(format!(
+                    "token: `{k}` must be a string, got {}",
+                    type_label(v)
+                ))),
+            }
+        };
+        let admin = match opts.get("admin") {
+            None => None,
+            Some(v) => Some(
+                v.as_bool()
+                    .map_err(|_| script_error("token: `admin` must be true or false"))?,
+            ),
+        };
+        let expires_in = match opts.get("expires_in") {
+            None => config::DEFAULT_TOKEN_SECS,
+            Some(v) => config::parse_token_secs(&v.to_string()).map_err(host_error)?,
+        };
+        let conn = &s.host.config.conn;
+        let req = crate::auth::resolve_request(
+            text("endpoint")?.or(conn.endpoint.clone()),
+            text("region")?.or(conn.region.clone()),
+            text("user")?.or(conn.user.clone()),
+            admin,
+            expires_in,
+            text("profile")?.or(conn.profile.clone()),
+            &ProcessEnv,
+        )
+        .map_err(host_error)?;
+        let token = s
+            .host
+            .rt
+            .block_on(async {
+                let sdk =
+                    crate::auth::load_sdk_config(req.profile.as_deref(), &req.spec.region).await;
+                crate::auth::generate(&sdk, &req.spec).await
+            })
+            .map_err(host_error)?
+            .map_err(host_error)?;
+        Ok(token.expose().to_string())
+    };
+    let t2 = token.clone();
+    engine.register_fn("token", move || t2(Map::new()));
+    engine.register_fn("token", token);
+
+    let s = session.clone();
+    engine.register_fn("transaction", move |ctx: NativeCallContext, f: FnPtr| {
+        s.transaction(&ctx, None, &Map::new(), &f)
+    });
+    let s = session.clone();
+    engine.register_fn(
+        "transaction",
+        move |ctx: NativeCallContext, opts: Map, f: FnPtr| s.transaction(&ctx, None, &opts, &f),
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "transaction",
+        move |ctx: NativeCallContext, c: Conn, f: FnPtr| {
+            s.transaction(&ctx, Some(c.0), &Map::new(), &f)
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "transaction",
+        move |ctx: NativeCallContext, c: Conn, opts: Map, f: FnPtr| {
+            s.transaction(&ctx, Some(c.0), &opts, &f)
+        },
+    );
+}

@@ -1,0 +1,223 @@
+//! General-purpose script helpers: values (`uuid`, `now`, `random_name`, JSON), the process
+//! (`env`, `sleep`, `exit`), the terminal (`prompt`, `confirm`, `eprint`, `is_interactive`) and
+//! presentation (`print_table`, `bar_chart`, `format_number`, display-width padding).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position};
+
+use super::{host_error, script_error, RhaiResult, Session};
+use crate::output;
+
+pub fn random_name(rng: &mut impl rand::Rng) -> String {
+    let (first, last) = crate::users::name_parts(rng.random());
+    format!("{first} {last}")
+}
+
+fn number(v: &Dynamic, what: &str) -> RhaiResult<f64> {
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map_err(|_| {
+            script_error(format!(
+                "{what} must be a number, got {}",
+                super::db_api::type_label(v)
+            ))
+        })
+}
+
+/// Read one line from the terminal after printing `question` on stderr.
+fn ask(question: &str) -> RhaiResult<String> {
+    if !std::io::stdin().is_terminal() {
+        return Err(script_error(format!(
+            "cannot ask `{}`: stdin is not a terminal (pass the value as an argument instead)",
+            question.trim().trim_end_matches(':')
+        )));
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err(script_error("no answer: end of input")),
+        Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
+        Err(e) => Err(script_error(format!("cannot read from the terminal: {e}"))),
+    }
+}
+
+/// Entries for a bar chart from a map (in its display order) or an array of `[label, value]`.
+fn chart_entries(data: &Dynamic) -> RhaiResult<Vec<(String, f64)>> {
+    if let Some(map) = data.read_lock::<Map>() {
+        return crate::rows::ordered_keys(data, &map)
+            .into_iter()
+            .map(|k| {
+                Ok((
+                    k.clone(),
+                    number(&map[k.as_str()], "bar_chart: every value")?,
+                ))
+            })
+            .collect();
+    }
+    if let Some(arr) = data.read_lock::<Array>() {
+        return arr
+            .iter()
+            .map(|pair| {
+                let p = pair
+                    .read_lock::<Array>()
+                    .filter(|p| p.len() == 2)
+                    .ok_or_else(|| {
+                        script_error("bar_chart: an array argument must hold [label, value] pairs")
+                    })?;
+                Ok((
+                    output::display_value(&p[0]),
+                    number(&p[1], "bar_chart: every value")?,
+                ))
+            })
+            .collect();
+    }
+    Err(script_error(
+        "bar_chart: expects a map of label => number, or an array of [label, value] pairs",
+    ))
+}
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    engine.register_fn("uuid", || uuid::Uuid::new_v4().to_string());
+    engine.register_fn("now", || {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+    });
+    engine.register_fn("random_name", || random_name(&mut rand::rng()));
+    engine.register_fn("env", |name: &str| -> Dynamic {
+        std::env::var(name)
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT)
+    });
+    let to_json = |v: &Dynamic, pretty: bool| {
+        let j = crate::json::to_json(v);
+        if pretty {
+            serde_json::to_string_pretty(&j).unwrap_or_default()
+        } else {
+            j.to_string()
+        }
+    };
+    engine.register_fn("to_json", move |v: Dynamic| to_json(&v, false));
+    engine.register_fn("to_json", move |v: Dynamic, pretty: bool| {
+        to_json(&v, pretty)
+    });
+    // Rhai's own `to_json` for maps sorts keys and turns NaN into null. A raw function for the
+    // exact type shadows it and, unlike a typed one, sees the whole value with its column-order
+    // tag (see rows.rs).
+    engine.register_raw_fn(
+        "to_json",
+        [std::any::TypeId::of::<Map>()],
+        move |_ctx, args| Ok(to_json(args[0], false)),
+    );
+    engine.register_fn("parse_json", |s: &str| -> RhaiResult<Dynamic> {
+        serde_json::from_str::<serde_json::Value>(s)
+            .map(crate::json::from_json)
+            .map_err(|e| script_error(format!("parse_json: {e}")))
+    });
+
+    let s = session.clone();
+    engine.register_fn("sleep", move |secs: Dynamic| -> RhaiResult<()> {
+        let secs = number(&secs, "sleep: the duration")?;
+        if !(secs >= 0.0 && secs.is_finite()) {
+            return Err(script_error(
+                "sleep: the duration must be a non-negative number of seconds",
+            ));
+        }
+        s.host
+            .rt
+            .block_on(tokio::time::sleep(std::time::Duration::from_secs_f64(secs)))
+            .map_err(host_error)
+    });
+
+    // Rhai's own exit() ends evaluation with a value; this one also sets the exit status.
+    let s = session.clone();
+    engine.register_fn("exit", move |code: i64| -> RhaiResult<()> {
+        s.host.set_exit_code(code.clamp(0, 255) as i32);
+        Err(Box::new(EvalAltResult::Exit(
+            Dynamic::from_int(code),
+            Position::NONE,
+        )))
+    });
+    let s = session.clone();
+    engine.register_fn("exit", move || -> RhaiResult<()> {
+        s.host.set_exit_code(0);
+        Err(Box::new(EvalAltResult::Exit(Dynamic::UNIT, Position::NONE)))
+    });
+
+    engine.register_fn("eprint", |v: Dynamic| {
+        eprintln!("{}", output::display_value(&v))
+    });
+    engine.register_fn("is_interactive", || std::io::stdin().is_terminal());
+    engine.register_fn("prompt", |question: &str| ask(question));
+    engine.register_fn("confirm", |question: &str| -> RhaiResult<bool> {
+        let answer = ask(&format!("{question} [y/N] "))?;
+        Ok(matches!(
+            answer.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    });
+
+    engine.register_fn("print_table", |rows: Array| {
+        output::raw(&output::render_table(&rows));
+    });
+    engine.register_fn("print_table", |rows: Array, columns: Array| {
+        let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        output::raw(&output::render_table_with(&cols, &rows));
+    });
+    engine.register_fn("bar_chart", |data: Dynamic| -> RhaiResult<()> {
+        output::raw(&output::render_bar_chart(&chart_entries(&data)?, 40));
+        Ok(())
+    });
+    engine.register_fn("bar_chart", |data: Dynamic, opts: Map| -> RhaiResult<()> {
+        let width = match opts.get("width") {
+            None => 40,
+            Some(w) => w
+                .as_int()
+                .ok()
+                .filter(|w| (1..=500).contains(w))
+                .ok_or_else(|| {
+                    script_error("bar_chart: `width` must be an integer from 1 to 500")
+                })? as usize,
+        };
+        output::raw(&output::render_bar_chart(&chart_entries(&data)?, width));
+        Ok(())
+    });
+    engine.register_fn("format_number", |n: i64| output::group_thousands(n));
+    engine.register_fn("format_number", |f: f64, decimals: i64| -> String {
+        let decimals = decimals.clamp(0, 12) as usize;
+        if !f.is_finite() {
+            return output::float_text(f);
+        }
+        let text = format!("{:.*}", decimals, f.abs());
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let grouped = output::group_thousands(int.parse::<i64>().unwrap_or(0));
+        let sign = if f < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+            "-"
+        } else {
+            ""
+        };
+        if frac.is_empty() {
+            format!("{sign}{grouped}")
+        } else {
+            format!("{sign}{grouped}.{frac}")
+        }
+    });
+    engine.register_fn("format_fixed", |f: f64, decimals: i64| -> String {
+        if f.is_finite() {
+            format!("{:.*}", decimals.clamp(0, 12) as usize, f)
+        } else {
+            output::float_text(f)
+        }
+    });
+    engine.register_fn("format_fixed", |i: i64, decimals: i64| -> String {
+        format!("{:.*}", decimals.clamp(0, 12) as usize, i as f64)
+    });
+    engine.register_fn("display_width", |s: &str| output::width(s) as i64);
+    engine.register_fn("pad_right", |s: &str, w: i64| {
+        output::pad_right(s, w.max(0) as usize)
+    });
+    engine.register_fn("pad_left", |s: &str, w: i64| {
+        output::pad_left(s, w.max(0) as usize)
+    });
+}

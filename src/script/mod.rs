@@ -1,0 +1,349 @@
+//! The Rhai side: one `Host` per process (runtime, configuration, open databases) and one
+//! `Session` per script engine (its open transaction). Host functions are closures that capture
+//! an `Arc<Session>`; they are grouped by API area in the submodules.
+//!
+//! What this module does not do: run SQL (db::exec), generate load (stress), compute statistics
+//! (stats). The functions here convert arguments, call those, and convert results back.
+
+pub mod bundled;
+mod db_api;
+mod helpers;
+pub mod report;
+mod users_api;
+
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};
+
+use crate::config::Config;
+use crate::db::{Database, PoolSettings};
+use crate::error::{DbError, Error, Result};
+
+use crate::runtime::Runtime;
+pub use db_api::Conn;
+
+pub type RhaiResult<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// Process-wide state shared by every engine.
+pub struct Host {
+    pub rt: Runtime,
+    pub config: Config,
+    default_db: Mutex<Option<Arc<Database>>>,
+    /// Every pool opened, closed at shutdown.
+    opened: Mutex<Vec<Arc<Database>>>,
+    /// Set by `exit(n)`.
+    exit_code: Mutex<Option<i32>>,
+    /// A stress or bench run breached one of its thresholds: exit 3 unless the script exits.
+    threshold_breached: std::sync::atomic::AtomicBool,
+}
+
+impl Host {
+    pub fn new(rt: Runtime, config: Config) -> Arc<Host> {
+        Arc::new(Host {
+            rt,
+            config,
+            default_db: Mutex::new(None),
+            opened: Mutex::new(Vec::new()),
+            exit_code: Mutex::new(None),
+            threshold_breached: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The default connection: the last `connect()`, or the command line's target, opened on
+    /// first use.
+    pub fn default_db(&self) -> Result<Arc<Database>> {
+        let mut slot = self.default_db.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        let target = self.config.require_target()?.clone();
+        let db = self.open(&target, PoolSettings::default())?;
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    pub fn set_default_db(&self, db: Arc<Database>) {
+        *self.default_db.lock().unwrap_or_else(|e| e.into_inner()) = Some(db);
+    }
+
+    /// The default connection if one is open, without opening one.
+    pub fn current_db(&self) -> Option<Arc<Database>> {
+        self.default_db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn open(
+        &self,
+        target: &crate::config::Target,
+        settings: PoolSettings,
+    ) -> Result<Arc<Database>> {
+        let db = self.rt.block_on(Database::open(target, settings))??;
+        self.opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(db.clone());
+        Ok(db)
+    }
+
+    pub fn set_exit_code(&self, code: i32) {
+        *self.exit_code.lock().unwrap_or_else(|e| e.into_inner()) = Some(code);
+    }
+
+    pub fn set_threshold_breached(&self) {
+        self.threshold_breached
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn threshold_breached(&self) -> bool {
+        self.threshold_breached
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        *self.exit_code.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Close every pool, then let the local server go (the last `Arc` drops it).
+    pub fn shutdown(&self) {
+        let opened: Vec<Arc<Database>> =
+            std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()));
+        self.default_db
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for db in &opened {
+            self.rt.block_on_uninterruptible(db.close());
+        }
+        drop(opened);
+    }
+}
+
+/// Per-engine state: the connections this engine holds (see db_api).
+pub struct Session {
+    pub host: Arc<Host>,
+    pub(crate) conns: Mutex<Vec<db_api::Held>>,
+}
+
+impl Session {
+    pub fn new(host: Arc<Host>) -> Arc<Session> {
+        Arc::new(Session {
+            host,
+            conns: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// A Rhai runtime error carrying a plain message.
+pub fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        Position::NONE,
+    ))
+}
+
+/// A database error as scripts see it: a catchable map `#{sqlstate, message, retryable}`.
+pub fn db_error(e: DbError) -> Box<EvalAltResult> {
+    let mut map = Map::new();
+    map.insert("sqlstate".into(), Dynamic::from(e.sqlstate));
+    map.insert("message".into(), Dynamic::from(e.message));
+    map.insert("retryable".into(), Dynamic::from_bool(e.retryable));
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from_map(map),
+        Position::NONE,
+    ))
+}
+
+/// The DbError inside a Rhai error built by `db_error`.
+pub fn rhai_db_error(e: &rhai::EvalAltResult) -> Option<DbError> {
+    if let rhai::EvalAltResult::ErrorRuntime(v, _) = report::innermost(e) {
+        let map = v.read_lock::<Map>()?;
+        return Some(DbError {
+            sqlstate: map.get("sqlstate")?.to_string(),
+            message: map.get("message")?.to_string(),
+            retryable: map.get("retryable")?.as_bool().unwrap_or(false),
+        });
+    }
+    None
+}
+
+/// Any crate error inside a host function.
+pub fn host_error(e: Error) -> Box<EvalAltResult> {
+    match e {
+        Error::Interrupted => Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from("interrupted"),
+            Position::NONE,
+        )),
+        Error::Database(d) => db_error(d),
+        Error::Connect { target, message } => db_error(DbError {
+            sqlstate: "08001".into(),
+            message: format!("cannot connect to {target}: {message}"),
+            retryable: false,
+        }),
+        other => script_error(other.to_string()),
+    }
+}
+
+/// A fresh engine with every dsqlsh function registered.
+pub fn engine(session: &Arc<Session>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_expr_depths(256, 128);
+    engine.on_print(|s| {
+        crate::output::line(s);
+    });
+    engine.on_debug(|s, src, pos| {
+        let place = match (src, pos.line()) {
+            (Some(src), Some(line)) => format!("{src}:{line}: "),
+            (None, Some(line)) => format!("line {line}: "),
+            _ => String::new(),
+        };
+        eprintln!("{place}{s}");
+    });
+    engine.on_progress(|_| {
+        if crate::runtime::interrupted() {
+            Some(Dynamic::from("interrupted"))
+        } else if crate::output::broken_pipe() {
+            Some(Dynamic::from("broken pipe"))
+        } else {
+            None
+        }
+    });
+    helpers::register(&mut engine, session);
+    db_api::register(&mut engine, session);
+    users_api::register(&mut engine, session);
+    engine
+}
+
+/// A script ready to run: its display name (for messages) and text.
+pub struct Source {
+    pub name: String,
+    pub text: String,
+    /// Directory `import` statements resolve against.
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// Compile and run a script with `ARGS`; returns its value. Errors come back rendered with
+/// `script:line:column` and a caret.
+pub fn run_source(session: &Arc<Session>, source: &Source, args: Map) -> Result<Dynamic> {
+    let mut engine = engine(session);
+    if let Some(dir) = &source.dir {
+        engine.set_module_resolver(rhai::module_resolvers::FileModuleResolver::new_with_path(
+            dir,
+        ));
+    }
+    let ast = compile(&engine, source)?;
+    let mut scope = Scope::new();
+    scope.push_constant("ARGS", Dynamic::from_map(args));
+    eval(session, &engine, &mut scope, &ast, source)
+}
+
+pub fn compile(engine: &Engine, source: &Source) -> Result<AST> {
+    let mut ast = engine
+        .compile(&source.text)
+        .map_err(|e| Error::Script(report::render_parse(&e, source)))?;
+    ast.set_source(source.name.as_str());
+    Ok(ast)
+}
+
+/// Evaluate `ast` and turn Rhai's outcome into dsqlsh's.
+pub fn eval(
+    session: &Arc<Session>,
+    engine: &Engine,
+    scope: &mut Scope,
+    ast: &AST,
+    source: &Source,
+) -> Result<Dynamic> {
+    let outcome = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
+    // A transaction the script left open (an error escaped it) is rolled back.
+    session.abandon_transaction();
+    if let Some(code) = session.host.exit_code() {
+        return Err(Error::Exit(code));
+    }
+    match outcome {
+        Ok(v) => Ok(v),
+        Err(e) => Err(classify(&e, source)),
+    }
+}
+
+fn classify(e: &EvalAltResult, source: &Source) -> Error {
+    if crate::output::broken_pipe() {
+        return Error::Exit(0);
+    }
+    if let EvalAltResult::ErrorTerminated(..) = report::innermost(e) {
+        return Error::Interrupted;
+    }
+    Error::Script(report::render_eval(e, source))
+}
+
+/// `ARGS` from `KEY=VALUE` strings; values that parse as integers, floats or booleans are typed.
+pub fn parse_args(pairs: &[String]) -> Result<Map> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(Error::Usage(format!(
+                "script arguments are KEY=VALUE pairs; got `{pair}`"
+            )));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(Error::Usage(format!("script argument `{pair}` has no key")));
+        }
+        map.insert(key.into(), typed_value(value));
+    }
+    Ok(map)
+}
+
+pub fn typed_value(value: &str) -> Dynamic {
+    if let Ok(i) = value.parse::<i64>() {
+        return Dynamic::from_int(i);
+    }
+    let numeric_looking = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && value.chars().any(|c| c.is_ascii_digit());
+    if numeric_looking {
+        if let Ok(f) = value.parse::<f64>() {
+            return Dynamic::from_float(f);
+        }
+    }
+    match value {
+        "true" => Dynamic::from_bool(true),
+        "false" => Dynamic::from_bool(false),
+        _ => Dynamic::from(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_are_typed() {
+        let m = parse_args(&[
+            "users=2000".into(),
+            "rate=1.5".into(),
+            "json=true".into(),
+            "name=Ann Lee".into(),
+            "tz=Europe/Paris".into(),
+            "e=1e3".into(),
+            "neg=-4".into(),
+            "nan=nan".into(),
+            "eq=a=b".into(),
+        ])
+        .unwrap();
+        assert_eq!(m["users"].as_int().unwrap(), 2000);
+        assert_eq!(m["rate"].as_float().unwrap(), 1.5);
+        assert!(m["json"].as_bool().unwrap());
+        assert_eq!(m["name"].clone().into_string().unwrap(), "Ann Lee");
+        assert_eq!(m["tz"].clone().into_string().unwrap(), "Europe/Paris");
+        assert_eq!(m["e"].as_float().unwrap(), 1000.0);
+        assert_eq!(m["neg"].as_int().unwrap(), -4);
+        assert_eq!(m["nan"].clone().into_string().unwrap(), "nan");
+        assert_eq!(m["eq"].clone().into_string().unwrap(), "a=b");
+        assert_eq!(
+            parse_args(&["users".into()]).unwrap_err().to_string(),
+            "script arguments are KEY=VALUE pairs; got `users`"
+        );
+    }
+}

@@ -1,0 +1,716 @@
+//! The native load engine behind `stress()`: Rust tasks insert rows; Rhai only configures the
+//! run and prints the report.
+//!
+//! Model: `concurrency` workers, each holding one connection for the whole run (as pgbench's
+//! clients do: no pool traffic and no health-check ping per transaction), pull work until
+//! `users` rows have been attempted or `duration` has elapsed. With `rate`, transactions start on
+//! a fixed schedule shared by all workers (an open model) and latency is measured from the
+//! scheduled start, so a stalled server shows up in the percentiles instead of silently lowering
+//! the request rate.
+//!
+//! Correctness: serialization conflicts (40001, DSQL's OC000/OC001) retry the whole
+//! transaction with exponential backoff and jitter; anything else fails the transaction and is
+//! counted by SQLSTATE. A connection lost during the statement leaves the outcome unknown, so the
+//! engine looks the batch's client-generated ids up before counting or retrying it. Emails embed
+//! the row number and a per-run tag, so generated rows never collide on the unique email.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Postgres};
+use uuid::Uuid;
+
+use crate::db::error::from_sqlx;
+use crate::db::Database;
+use crate::error::DbError;
+use crate::users::{name_parts, Ident, ROLES};
+
+/// DSQL's per-transaction limits (DSQL.md): rows and bytes modified.
+pub const DSQL_MAX_ROWS: usize = 3000;
+pub const DSQL_MAX_BYTES: usize = 10 * 1024 * 1024;
+/// New connections per second DSQL accepts before answering 53400.
+const DSQL_CONNECT_RATE: u32 = 100;
+/// A worker replaces its connection after this long (DSQL ends connections at 60 minutes).
+const WORKER_CONNECTION_MAX_AGE: Duration = Duration::from_secs(50 * 60);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rows to insert; `None` with a duration means "until the time is up".
+    pub users: Option<u64>,
+    pub concurrency: usize,
+    pub batch: usize,
+    pub duration: Option<Duration>,
+    /// Transactions started per second (open model).
+    pub rate: Option<f64>,
+    pub max_retries: u32,
+    pub seed: Option<u64>,
+    pub table: Ident,
+    pub thresholds: Thresholds,
+    /// Print a progress line (or bar) on stderr every second.
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Thresholds {
+    pub max_p99_ms: Option<f64>,
+    pub min_rows_per_s: Option<f64>,
+    pub max_failed: Option<u64>,
+}
+
+impl Options {
+    /// Check the options against each other and the target's limits.
+    pub fn validate(&self, dsql: bool) -> Result<(), String> {
+        if self.concurrency == 0 || self.concurrency > 10_000 {
+            return Err(format!(
+                "`concurrency` must be from 1 to 10000, got {}",
+                self.concurrency
+            ));
+        }
+        if self.batch == 0 {
+            return Err("`batch` must be at least 1".into());
+        }
+        if dsql && self.batch > DSQL_MAX_ROWS {
+            return Err(format!(
+                "`batch` {} is above DSQL's limit of {DSQL_MAX_ROWS} rows per transaction",
+                self.batch
+            ));
+        }
+        let bytes = self.batch * ESTIMATED_ROW_BYTES;
+        if dsql && bytes > DSQL_MAX_BYTES {
+            return Err(format!(
+                "`batch` {} would modify about {} MiB, above DSQL's 10 MiB per transaction",
+                self.batch,
+                bytes / (1024 * 1024)
+            ));
+        }
+        if self.batch > 100_000 {
+            return Err(format!(
+                "`batch` {} is too large (at most 100000 rows)",
+                self.batch
+            ));
+        }
+        if let Some(r) = self.rate {
+            if !(r > 0.0 && r.is_finite()) {
+                return Err("`rate` must be a positive number of transactions per second".into());
+            }
+        }
+        if self.users.is_none() && self.duration.is_none() {
+            return Err("give `users`, `duration`, or both".into());
+        }
+        Ok(())
+    }
+}
+
+/// A generous estimate of one generated row as stored (id, name, email, role, timestamp, overhead).
+const ESTIMATED_ROW_BYTES: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub users: Option<u64>,
+    pub concurrency: usize,
+    pub batch: usize,
+    pub elapsed: Duration,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retries: u64,
+    pub txn_succeeded: u64,
+    pub txn_failed: u64,
+    pub latency_us: Histogram<u64>,
+    pub pool_wait_us: Histogram<u64>,
+    pub errors: BTreeMap<String, u64>,
+    /// The first message seen for each SQLSTATE, to explain the counts.
+    pub error_messages: BTreeMap<String, String>,
+    pub breaches: Vec<String>,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn rows_per_s(&self) -> f64 {
+        per_second(self.succeeded, self.elapsed)
+    }
+    pub fn txn_per_s(&self) -> f64 {
+        per_second(self.txn_succeeded, self.elapsed)
+    }
+
+    fn check(&mut self, t: &Thresholds) {
+        let p99_ms = self.latency_us.value_at_quantile(0.99) as f64 / 1000.0;
+        if let Some(max) = t.max_p99_ms {
+            if p99_ms > max {
+                self.breaches.push(format!(
+                    "p99 latency {p99_ms:.2} ms is above max_p99_ms {max}"
+                ));
+            }
+        }
+        if let Some(min) = t.min_rows_per_s {
+            if self.rows_per_s() < min {
+                self.breaches.push(format!(
+                    "{:.1} rows/s is below min_rows_per_s {min}",
+                    self.rows_per_s()
+                ));
+            }
+        }
+        if let Some(max) = t.max_failed {
+            if self.txn_failed > max {
+                self.breaches.push(format!(
+                    "{} failed transactions is above max_failed {max}",
+                    self.txn_failed
+                ));
+            }
+        }
+    }
+}
+
+fn per_second(n: u64, d: Duration) -> f64 {
+    let s = d.as_secs_f64();
+    if s > 0.0 {
+        n as f64 / s
+    } else {
+        0.0
+    }
+}
+
+pub fn new_histogram() -> Histogram<u64> {
+    // 1 µs .. 1 hour at 3 significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// Counters the progress line reads while workers run.
+#[derive(Default)]
+struct Live {
+    rows_ok: AtomicU64,
+    rows_failed: AtomicU64,
+    retries: AtomicU64,
+    next_row: AtomicU64,
+    next_ticket: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// What one worker measured.
+struct WorkerResult {
+    latency: Histogram<u64>,
+    pool_wait: Histogram<u64>,
+    txn_ok: u64,
+    txn_failed: u64,
+    errors: BTreeMap<String, u64>,
+    messages: BTreeMap<String, String>,
+}
+
+struct Plan {
+    opts: Options,
+    insert_one: Arc<str>,
+    insert_many: Arc<str>,
+    lookup: Arc<str>,
+    tag: String,
+    seed: u64,
+    start: Instant,
+    deadline: Option<Instant>,
+}
+
+/// Create the table when it is missing (the seed's stress test did this too).
+pub async fn ensure_table(db: &Database, table: &Ident) -> Result<(), DbError> {
+    let mut conn = db.acquire().await?;
+    let present: bool = sqlx::query_scalar(crate::users::exists_sql())
+        .bind(table.schema.as_deref())
+        .bind(&table.name)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    if !present {
+        sqlx::query(AssertSqlSafe(crate::users::create_sql(table)))
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx)?;
+    }
+    Ok(())
+}
+
+/// Run the load. `db` should be a pool sized to the concurrency (see `Database::sibling`).
+pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
+    ensure_table(&db, &opts.table).await?;
+    let live = Arc::new(Live::default());
+
+    // Open every worker's connection first, at most DSQL_CONNECT_RATE per second on DSQL, so
+    // the measured run starts with warm connections.
+    let mut conns = Vec::with_capacity(opts.concurrency);
+    let mut waits = new_histogram();
+    let spacing = if db.is_dsql() {
+        Duration::from_secs(1) / DSQL_CONNECT_RATE
+    } else {
+        Duration::ZERO
+    };
+    let mut opening = tokio::task::JoinSet::new();
+    for k in 0..opts.concurrency {
+        let db = db.clone();
+        opening.spawn(async move {
+            tokio::time::sleep(spacing * k as u32).await;
+            let t = Instant::now();
+            let conn = db.acquire().await;
+            (conn, t.elapsed())
+        });
+    }
+    while let Some(joined) = opening.join_next().await {
+        let (conn, waited) =
+            joined.map_err(|e| crate::db::error::client_error("XX000", e.to_string()))?;
+        waits.saturating_record(waited.as_micros().max(1) as u64);
+        conns.push(conn?);
+    }
+
+    let q = opts.table.quoted();
+    let start = Instant::now();
+    let plan = Arc::new(Plan {
+        insert_one: format!("INSERT INTO {q} (id, name, email, role) VALUES ($1, $2, $3, $4)")
+            .into(),
+        insert_many: format!(
+            "INSERT INTO {q} (id, name, email, role) \
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[])"
+        )
+        .into(),
+        lookup: format!("SELECT count(*) FROM {q} WHERE id = ANY($1)").into(),
+        tag: format!("{:08x}", rand::random::<u32>()),
+        seed: opts.seed.unwrap_or_else(rand::random),
+        start,
+        deadline: opts.duration.map(|d| start + d),
+        opts,
+    });
+    let progress = plan
+        .opts
+        .progress
+        .then(|| spawn_progress(plan.clone(), live.clone()));
+
+    let mut workers = tokio::task::JoinSet::new();
+    for conn in conns {
+        workers.spawn(worker(db.clone(), plan.clone(), live.clone(), conn));
+    }
+    let mut results = Vec::new();
+    let mut interrupted = false;
+    let mut abort_at: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            joined = workers.join_next() => match joined {
+                Some(Ok(r)) => results.push(r),
+                Some(Err(_)) => {} // aborted after an interrupt
+                None => break,
+            },
+            _ = crate::runtime::until_interrupted(), if !interrupted => {
+                interrupted = true;
+                live.stop.store(true, Ordering::SeqCst);
+                // Workers stop at their next transaction boundary; a stalled statement gets two
+                // seconds before its worker is abandoned.
+                abort_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+            }
+            _ = async { tokio::time::sleep_until(abort_at.expect("guarded")).await }, if abort_at.is_some() => {
+                workers.abort_all();
+                abort_at = None;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    live.stop.store(true, Ordering::SeqCst);
+    if let Some(p) = progress {
+        p.finish().await;
+    }
+
+    let mut report = Report {
+        users: plan.opts.users,
+        concurrency: plan.opts.concurrency,
+        batch: plan.opts.batch,
+        elapsed,
+        succeeded: live.rows_ok.load(Ordering::SeqCst),
+        failed: live.rows_failed.load(Ordering::SeqCst),
+        retries: live.retries.load(Ordering::SeqCst),
+        txn_succeeded: 0,
+        txn_failed: 0,
+        latency_us: new_histogram(),
+        pool_wait_us: waits,
+        errors: BTreeMap::new(),
+        error_messages: BTreeMap::new(),
+        breaches: Vec::new(),
+        interrupted,
+    };
+    for r in results {
+        report.latency_us.add(&r.latency).expect("same bounds");
+        report.pool_wait_us.add(&r.pool_wait).expect("same bounds");
+        report.txn_succeeded += r.txn_ok;
+        report.txn_failed += r.txn_failed;
+        for (k, v) in r.errors {
+            *report.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in r.messages {
+            report.error_messages.entry(k).or_insert(v);
+        }
+    }
+    report.check(&plan.opts.thresholds);
+    Ok(report)
+}
+
+/// One generated row: deterministic in (seed, row number) except for the id.
+struct RowData {
+    id: Uuid,
+    name: String,
+    email: String,
+    role: &'static str,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn row_data(plan: &Plan, row: u64) -> RowData {
+    let h = splitmix(plan.seed ^ splitmix(row));
+    let (first, last) = name_parts(h);
+    let role = ROLES[(h >> 40) as usize % ROLES.len()];
+    RowData {
+        id: Uuid::new_v4(),
+        email: format!(
+            "{}.{}.{row}.{}@example.com",
+            first.to_ascii_lowercase(),
+            last.to_ascii_lowercase(),
+            plan.tag
+        ),
+        name: format!("{first} {last}"),
+        role,
+    }
+}
+
+enum Attempt {
+    Done,
+    Conflict(DbError),
+    Failed(DbError),
+    /// The connection died mid-statement: committed or not is unknown.
+    Unknown(DbError),
+}
+
+async fn insert(plan: &Plan, conn: &mut PoolConnection<Postgres>, rows: &[RowData]) -> Attempt {
+    let result = if rows.len() == 1 {
+        let r = &rows[0];
+        sqlx::query(AssertSqlSafe(plan.insert_one.clone()))
+            .bind(r.id)
+            .bind(&r.name)
+            .bind(&r.email)
+            .bind(r.role)
+            .execute(&mut **conn)
+            .await
+    } else {
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+        let roles: Vec<&str> = rows.iter().map(|r| r.role).collect();
+        sqlx::query(AssertSqlSafe(plan.insert_many.clone()))
+            .bind(ids)
+            .bind(names)
+            .bind(emails)
+            .bind(roles)
+            .execute(&mut **conn)
+            .await
+    };
+    match result {
+        Ok(_) => Attempt::Done,
+        Err(e) => {
+            let db = from_sqlx(e);
+            if db.retryable {
+                Attempt::Conflict(db)
+            } else if crate::db::is_connection_error(&db) {
+                Attempt::Unknown(db)
+            } else {
+                Attempt::Failed(db)
+            }
+        }
+    }
+}
+
+/// After a lost connection: did the batch commit? Looks its ids up on a new connection.
+async fn committed(
+    db: &Database,
+    plan: &Plan,
+    rows: &[RowData],
+) -> Result<(bool, PoolConnection<Postgres>), DbError> {
+    let mut conn = db.acquire().await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let found: i64 = sqlx::query_scalar(AssertSqlSafe(plan.lookup.clone()))
+        .bind(ids)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    Ok((found as usize == rows.len(), conn))
+}
+
+async fn worker(
+    db: Arc<Database>,
+    plan: Arc<Plan>,
+    live: Arc<Live>,
+    mut conn: PoolConnection<Postgres>,
+) -> WorkerResult {
+    let opts = &plan.opts;
+    let mut out = WorkerResult {
+        latency: new_histogram(),
+        pool_wait: new_histogram(),
+        txn_ok: 0,
+        txn_failed: 0,
+        errors: BTreeMap::new(),
+        messages: BTreeMap::new(),
+    };
+    let mut conn_since = Instant::now();
+    let limit = opts.users.unwrap_or(u64::MAX);
+    loop {
+        if live.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // When does this transaction start? On the shared schedule, or now.
+        let intended = match opts.rate {
+            Some(rate) => {
+                let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
+                let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
+                if plan.deadline.is_some_and(|d| at >= d) {
+                    break;
+                }
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        if plan.deadline.is_some_and(|d| Instant::now() >= d) || live.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let first = live
+            .next_row
+            .fetch_add(opts.batch as u64, Ordering::Relaxed);
+        if first >= limit {
+            break;
+        }
+        let n = (opts.batch as u64).min(limit - first);
+        let rows: Vec<RowData> = (first..first + n).map(|i| row_data(&plan, i)).collect();
+
+        if conn_since.elapsed() > WORKER_CONNECTION_MAX_AGE {
+            let t = Instant::now();
+            match db.acquire().await {
+                Ok(c) => {
+                    conn = c;
+                    conn_since = Instant::now();
+                    out.pool_wait
+                        .saturating_record(t.elapsed().as_micros().max(1) as u64);
+                }
+                Err(e) => {
+                    fail(&mut out, &live, n, e);
+                    continue;
+                }
+            }
+        }
+
+        let mut attempt = 0u32;
+        let outcome = loop {
+            match insert(&plan, &mut conn, &rows).await {
+                Attempt::Done => break Ok(()),
+                Attempt::Failed(e) => break Err(e),
+                Attempt::Conflict(e) => {
+                    if attempt >= opts.max_retries {
+                        break Err(e);
+                    }
+                }
+                Attempt::Unknown(e) => {
+                    conn.close_on_drop();
+                    match committed(&db, &plan, &rows).await {
+                        Ok((true, c)) => {
+                            conn = c;
+                            conn_since = Instant::now();
+                            break Ok(());
+                        }
+                        Ok((false, c)) => {
+                            conn = c;
+                            conn_since = Instant::now();
+                            if attempt >= opts.max_retries {
+                                break Err(e);
+                            }
+                        }
+                        Err(lookup) => {
+                            // No connection to check with: the run cannot continue on this worker.
+                            fail(&mut out, &live, n, lookup);
+                            return out;
+                        }
+                    }
+                }
+            }
+            attempt += 1;
+            live.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(crate::db::error::backoff(attempt as i64)).await;
+        };
+        out.latency
+            .saturating_record(intended.elapsed().as_micros().max(1) as u64);
+        match outcome {
+            Ok(()) => {
+                out.txn_ok += 1;
+                live.rows_ok.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => fail(&mut out, &live, n, e),
+        }
+    }
+    out
+}
+
+fn fail(out: &mut WorkerResult, live: &Live, rows: u64, e: DbError) {
+    out.txn_failed += 1;
+    live.rows_failed.fetch_add(rows, Ordering::Relaxed);
+    *out.errors.entry(e.sqlstate.clone()).or_default() += 1;
+    out.messages.entry(e.sqlstate).or_insert(e.message);
+}
+
+/// Progress on stderr: a live bar on a terminal, one plain line per second otherwise.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    async fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+    }
+}
+
+fn spawn_progress(plan: Arc<Plan>, live: Arc<Live>) -> Progress {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let task = tokio::spawn(async move {
+        let total = plan.opts.users;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        let mut last_rows = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            let stopping = stop2.load(Ordering::SeqCst);
+            let rows = live.rows_ok.load(Ordering::Relaxed);
+            let failed = live.rows_failed.load(Ordering::Relaxed);
+            let retries = live.retries.load(Ordering::Relaxed);
+            let secs = plan.start.elapsed().as_secs_f64();
+            match &bar {
+                Some(b) => {
+                    b.set_position(rows + failed);
+                    b.set_message(format!("{} rows/s, {retries} retries, {failed} failed", rows - last_rows));
+                    if stopping {
+                        b.finish_and_clear();
+                    }
+                }
+                None if !stopping => eprintln!(
+                    "progress: {secs:>6.1}s {rows} rows inserted, {} rows/s, {retries} retries, {failed} failed",
+                    rows - last_rows
+                ),
+                None => {}
+            }
+            if stopping {
+                break;
+            }
+            last_rows = rows;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = async { while !stop2.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(50)).await } } => {}
+            }
+        }
+    });
+    Progress { stop, task }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> Options {
+        Options {
+            users: Some(10),
+            concurrency: 2,
+            batch: 1,
+            duration: None,
+            rate: None,
+            max_retries: 3,
+            seed: Some(7),
+            table: Ident::parse("users").unwrap(),
+            thresholds: Thresholds::default(),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn dsql_batch_limit_is_enforced() {
+        let mut o = opts();
+        o.batch = 3000;
+        assert!(o.validate(true).is_ok());
+        o.batch = 3001;
+        assert_eq!(
+            o.validate(true).unwrap_err(),
+            "`batch` 3001 is above DSQL's limit of 3000 rows per transaction"
+        );
+        assert!(o.validate(false).is_ok());
+    }
+
+    #[test]
+    fn generated_rows_are_reproducible_and_unique() {
+        let plan = Plan {
+            opts: opts(),
+            insert_one: "".into(),
+            insert_many: "".into(),
+            lookup: "".into(),
+            tag: "abcd1234".into(),
+            seed: 42,
+            start: Instant::now(),
+            deadline: None,
+        };
+        let a = row_data(&plan, 5);
+        let b = row_data(&plan, 5);
+        assert_eq!((a.name.as_str(), a.role), (b.name.as_str(), b.role));
+        assert!(a.email.ends_with(".5.abcd1234@example.com"), "{}", a.email);
+        let emails: std::collections::HashSet<String> =
+            (0..10_000).map(|i| row_data(&plan, i).email).collect();
+        assert_eq!(emails.len(), 10_000);
+    }
+
+    #[test]
+    fn thresholds_name_what_was_breached() {
+        let mut r = Report {
+            users: Some(10),
+            concurrency: 1,
+            batch: 1,
+            elapsed: Duration::from_secs(10),
+            succeeded: 10,
+            failed: 0,
+            retries: 0,
+            txn_succeeded: 10,
+            txn_failed: 2,
+            latency_us: new_histogram(),
+            pool_wait_us: new_histogram(),
+            errors: BTreeMap::new(),
+            error_messages: BTreeMap::new(),
+            breaches: vec![],
+            interrupted: false,
+        };
+        r.latency_us.record(50_000).unwrap();
+        r.check(&Thresholds {
+            max_p99_ms: Some(10.0),
+            min_rows_per_s: Some(5.0),
+            max_failed: Some(1),
+        });
+        assert_eq!(
+            r.breaches,
+            vec![
+                "p99 latency 50.02 ms is above max_p99_ms 10".to_string(),
+                "1.0 rows/s is below min_rows_per_s 5".to_string(),
+                "2 failed transactions is above max_failed 1".to_string(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! Every shipped example runs, so none can rot.
+
+use crate::support::{dsqlsh, repo, TestDb};
+
+pub fn every_example_runs() {
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rhai") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let db = TestDb::new(&format!("ex_{name}"));
+        dsqlsh()
+            .args(db.flags())
+            .args(["repopulate", "--yes"])
+            .run()
+            .ok();
+        let out = dsqlsh()
+            .args(db.flags())
+            .arg("run")
+            .arg(path.display().to_string())
+            .run();
+        let stdout = out.ok().to_string();
+        check(&name, &stdout, &db);
+        seen.push(name);
+    }
+    seen.sort();
+    assert!(seen.len() >= 3, "at least three examples: {seen:?}");
+}
+
+fn check(name: &str, stdout: &str, db: &TestDb) {
+    match name {
+        "nightly_report" => {
+            let v: serde_json::Value = serde_json::from_str(stdout).expect("one JSON object");
+            assert_eq!(v["total_users"], 5);
+            assert_eq!(v["new_users"], 5);
+            assert_eq!(
+                v["by_role"],
+                serde_json::json!({"admin": 1, "moderator": 1, "user": 3})
+            );
+        }
+        "domain_report" => {
+            assert_eq!(
+                stdout
+                    .lines()
+                    .nth(2)
+                    .map(|l| l.starts_with(" example.com |     5 | ")),
+                Some(true),
+                "{stdout}"
+            );
+        }
+        "transfer_with_retry" => {
+            assert!(
+                stdout.starts_with("moved 10 from 1 to 2 in 1 attempt(s)\n"),
+                "{stdout}"
+            );
+            assert_eq!(
+                db.scalar("SELECT string_agg(balance::text, ',' ORDER BY id) FROM accounts"),
+                "90,110"
+            );
+        }
+        "bench_workload" => {}
+        other => panic!("example {other} has no check in tests/integration/examples.rs"),
+    }
+}

@@ -1,0 +1,118 @@
+//! `--local`: the embedded PostgreSQL that dsqlsh creates, starts, shares and stops itself.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::support::dsqlsh;
+
+fn server_running(data: &Path) -> bool {
+    let pid_file = data.join("postmaster.pid");
+    let Ok(text) = std::fs::read_to_string(pid_file) else {
+        return false;
+    };
+    let pid = text.lines().next().unwrap_or("").trim().to_string();
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn fresh_dir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("dsqlsh-local-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+pub fn two_processes_share_one_server() {
+    let root = fresh_dir();
+    let dir = root.path().join("cluster");
+    let flags = [
+        "--local".to_string(),
+        "--local-dir".to_string(),
+        dir.display().to_string(),
+    ];
+    // The first use creates the cluster; data persists into later invocations.
+    dsqlsh()
+        .args(flags.clone())
+        .args([
+            "eval",
+            "execute(\"CREATE TABLE kept (n int)\"); execute(\"INSERT INTO kept VALUES (42)\")",
+        ])
+        .run()
+        .ok();
+    assert!(
+        !server_running(&dir.join("data")),
+        "the server must stop when the last user leaves"
+    );
+
+    // Two at once: both work, and the one that finishes first does not stop the other's server.
+    let slow = {
+        let flags = flags.clone();
+        std::thread::spawn(move || {
+            dsqlsh()
+                .args(flags)
+                .args([
+                    "eval",
+                    "query(\"SELECT pg_sleep(2)\"); query_one(\"SELECT n FROM kept\").n",
+                ])
+                .run()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let quick = dsqlsh()
+        .args(flags.clone())
+        .args(["eval", "query_one(\"SELECT n FROM kept\").n"])
+        .run();
+    assert_eq!(quick.ok(), "42\n");
+    let slow = slow.join().unwrap();
+    assert_eq!(slow.ok(), "42\n");
+    assert!(
+        !server_running(&dir.join("data")),
+        "no server may be left running"
+    );
+}
+
+pub fn missing_binaries_name_the_package() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = dsqlsh()
+        .env("DSQLSH_PG_BIN", empty.path().display().to_string())
+        .args(["--local", "--local-dir"])
+        .arg(fresh_dir().path().join("c").display().to_string())
+        .args(["eval", "query(\"SELECT 1\")"])
+        .run();
+    out.no_panic();
+    assert_eq!(out.code, 1);
+    let first = out.first_err_line();
+    assert!(first.starts_with("error: local server: the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) were not found"), "{first}");
+    assert!(first.contains("`apt install postgresql`"), "{first}");
+}
+
+pub fn status_and_stop() {
+    let (dir, _) = crate::support::cluster();
+    let out = dsqlsh()
+        .args(["local", "status", "--local-dir"])
+        .arg(dir.display().to_string())
+        .run();
+    let text = out.ok();
+    assert!(text.contains("status:    running (pid "), "{text}");
+
+    let fresh = fresh_dir();
+    let unused = fresh.path().join("never");
+    let out = dsqlsh()
+        .args(["local", "status", "--local-dir"])
+        .arg(unused.display().to_string())
+        .run();
+    assert!(
+        out.ok().contains("cluster:   not created yet"),
+        "{}",
+        out.stdout
+    );
+    let out = dsqlsh()
+        .args(["local", "stop", "--local-dir"])
+        .arg(unused.display().to_string())
+        .run();
+    assert_eq!(
+        out.ok(),
+        format!("the local server in {} is not running\n", unused.display())
+    );
+}

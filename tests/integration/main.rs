@@ -1,0 +1,67 @@
+//! Integration tests: the real `dsqlsh` binary against a real PostgreSQL server.
+//!
+//! `main` starts one throwaway cluster (initdb + postgres, as the `postgres` user when run as
+//! root), runs every test in parallel with a database of its own, and stops the cluster at the
+//! end, also when tests fail. Nothing needs to be set up by hand.
+
+mod support;
+
+mod cli;
+mod errors;
+mod examples;
+mod flows;
+mod local;
+mod transactions;
+mod values;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+macro_rules! trials {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        vec![$(
+            Trial::test(concat!(stringify!($module), "::", stringify!($test)), || -> Result<(), Failed> {
+                $module::$test();
+                Ok(())
+            }),
+        )*]
+    };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = trials![
+        cli::help_and_version,
+        cli::scripts_list_show_eject,
+        cli::eval_prints_values,
+        cli::args_are_typed,
+        cli::exit_sets_the_status,
+        errors::syntax_error,
+        errors::wrong_argument_type,
+        errors::unknown_bundled_script,
+        errors::no_database_configured,
+        errors::unreachable_server,
+        errors::sql_error,
+        errors::parameter_count_mismatch,
+        errors::errors_are_catchable_maps,
+        errors::bad_script_arguments,
+        examples::every_example_runs,
+        flows::stress_on_local_adds_exactly_the_rows,
+        flows::repopulate_then_stats_and_list,
+        flows::repopulate_refuses_without_confirmation,
+        flows::add_user_from_flags_and_refuses_to_prompt,
+        flows::empty_and_missing_table,
+        local::two_processes_share_one_server,
+        local::missing_binaries_name_the_package,
+        local::status_and_stop,
+        transactions::commit_rollback_and_caught_errors,
+        transactions::conflicts_are_retried,
+        transactions::nested_calls_in_every_mode,
+        values::round_trip_in_run,
+        values::round_trip_in_eval,
+        values::binding_strings_to_typed_parameters,
+    ];
+    let cluster = support::Cluster::start();
+    let conclusion = libtest_mimic::run(&args, trials);
+    cluster.stop();
+    conclusion.exit();
+}

@@ -1,0 +1,81 @@
+//! PRODUCT.md §2 value mapping, both directions, with exact expected values.
+
+use crate::support::{dsqlsh, repo, TestDb};
+
+fn script() -> String {
+    repo()
+        .join("tests/integration/scripts/values.rhai")
+        .display()
+        .to_string()
+}
+
+const EXPECTED: &str = include_str!("scripts/values.expected");
+
+pub fn round_trip_in_run() {
+    let db = TestDb::new("values_run");
+    let out = dsqlsh().args(db.flags()).arg("run").arg(script()).run();
+    assert_eq!(out.ok(), EXPECTED);
+    // Spot checks that the pinned file says what the contract says.
+    for line in [
+        "int8: i64 5000000000",
+        "numeric: string \"0.004\"",
+        "numeric_40_digits: string \"1234567890123456789012345678901234567890\"",
+        "float8_nan: f64 \"NaN\"",
+        "int_array: array [1,null,3]",
+        "uuid_null: () null",
+        "timestamptz: string \"2025-01-15T10:00:00.500+00:00\"",
+        "bind_string_uuid: string \"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"",
+    ] {
+        assert!(EXPECTED.lines().any(|l| l == line), "missing `{line}`");
+    }
+}
+
+pub fn round_trip_in_eval() {
+    let db = TestDb::new("values_eval");
+    let code = std::fs::read_to_string(script()).unwrap();
+    let out = dsqlsh()
+        .args(db.flags())
+        .arg("eval")
+        .arg(code.clone())
+        .run();
+    assert_eq!(out.ok(), EXPECTED);
+    // `-e` is the same as `eval`, on the --local path this time.
+    let out = dsqlsh().args(db.local_flags()).arg("-e").arg(code).run();
+    assert_eq!(out.ok(), EXPECTED);
+}
+
+/// Strings bound to typed columns without casts: the server's inferred type decides.
+pub fn binding_strings_to_typed_parameters() {
+    let db = TestDb::new("values_typed");
+    db.sql("CREATE TABLE typed (id uuid PRIMARY KEY, at timestamptz, amount numeric(10,2), day date, n int4, tags text[])");
+    let code = r#"
+        execute("INSERT INTO typed VALUES ($1, $2, $3, $4, $5, $6)",
+                ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "2025-01-15T12:00:00Z", "12.5", "2025-01-15", 7, ["a", "b"]]);
+        let r = query_one("SELECT * FROM typed WHERE id = $1", ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]);
+        print(to_json(r));
+        try {
+            execute("INSERT INTO typed (id, n) VALUES ($1, $2)", [uuid(), 70000000000]);
+        } catch (e) {
+            print(e.sqlstate + " " + e.message);
+        }
+        try {
+            execute("INSERT INTO typed (id, n) VALUES ($1, $2)", [uuid(), "forty"]);
+        } catch (e) {
+            print(e.sqlstate + " " + e.message);
+        }
+        try {
+            execute("INSERT INTO typed (id) VALUES ($1)", ["not-a-uuid"]);
+        } catch (e) {
+            print(e.sqlstate + " " + e.message);
+        }
+    "#;
+    let out = dsqlsh().args(db.flags()).arg("eval").arg(code).run();
+    assert_eq!(
+        out.ok(),
+        "{\"id\":\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\",\"at\":\"2025-01-15T12:00:00+00:00\",\"amount\":\"12.50\",\"day\":\"2025-01-15\",\"n\":7,\"tags\":[\"a\",\"b\"]}\n\
+         22003 integer out of range\n\
+         22P02 invalid input syntax for type integer: \"forty\"\n\
+         22P02 invalid input syntax for type uuid: \"not-a-uuid\"\n"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM typed"), "1");
+}
