@@ -34,6 +34,8 @@ pub struct Conn(pub Arc<Database>);
 pub(crate) struct Held {
     pub db: Arc<Database>,
     pub conn: PoolConnection<Postgres>,
+    /// The server process behind `conn`, when the server tells (for cancelling).
+    backend_pid: Option<i32>,
     acquired: Instant,
     /// Between BEGIN and COMMIT/ROLLBACK.
     pub in_tx: bool,
@@ -80,14 +82,23 @@ impl Session {
                 if let Some(i) = stale {
                     conns.remove(i);
                 }
-                let conn = host
+                let (conn, backend_pid) = host
                     .rt
-                    .block_on(db.acquire())
+                    .block_on(async {
+                        let mut conn = db.acquire().await?;
+                        // Remembered so Ctrl-C can cancel a running statement on the server.
+                        let pid: Option<i32> = sqlx::query_scalar("SELECT pg_backend_pid()")
+                            .fetch_one(&mut *conn)
+                            .await
+                            .ok();
+                        Ok::<_, DbError>((conn, pid))
+                    })
                     .map_err(host_error)?
                     .map_err(db_error)?;
                 conns.push(Held {
                     db: db.clone(),
                     conn,
+                    backend_pid,
                     acquired: Instant::now(),
                     in_tx: false,
                     failed: None,
@@ -110,9 +121,13 @@ impl Session {
                 Err(db_error(e))
             }
             Err(interrupted) => {
-                // The statement was abandoned mid-protocol: this connection cannot be reused.
+                // The statement was abandoned mid-protocol: this connection cannot be reused, and
+                // closing it does not stop the server's work, so cancel that explicitly.
                 let mut dead = conns.remove(idx);
                 dead.conn.close_on_drop();
+                if let Some(pid) = dead.backend_pid {
+                    cancel_backend(host, &dead.db, pid);
+                }
                 Err(host_error(interrupted))
             }
         }
@@ -314,6 +329,22 @@ impl Session {
             }
         }
     }
+}
+
+/// Ask the server to cancel whatever backend `pid` is running, from another connection.
+/// Best effort, bounded to two seconds: the caller is already reporting the interrupt.
+fn cancel_backend(host: &Host, db: &Arc<Database>, pid: i32) {
+    host.rt.block_on_uninterruptible(async {
+        let cancel = async {
+            let mut conn = db.acquire().await.ok()?;
+            sqlx::query("SELECT pg_cancel_backend($1)")
+                .bind(pid)
+                .execute(&mut *conn)
+                .await
+                .ok()
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), cancel).await;
+    });
 }
 
 /// ROLLBACK on a connection; false when the connection is unusable.
