@@ -458,6 +458,11 @@ async fn worker(
         messages: BTreeMap::new(),
     };
     let mut conn_since = Instant::now();
+    let max_age = db
+        .max_connection_age()
+        .map_or(WORKER_CONNECTION_MAX_AGE, |l| {
+            l.min(WORKER_CONNECTION_MAX_AGE)
+        });
     let limit = opts.users.unwrap_or(u64::MAX);
     loop {
         if live.stop.load(Ordering::Relaxed) {
@@ -488,7 +493,7 @@ async fn worker(
         let n = (opts.batch as u64).min(limit - first);
         let rows: Vec<RowData> = (first..first + n).map(|i| row_data(&plan, i)).collect();
 
-        if conn_since.elapsed() > WORKER_CONNECTION_MAX_AGE {
+        if conn_since.elapsed() > max_age {
             let t = Instant::now();
             match db.acquire().await {
                 Ok(c) => {

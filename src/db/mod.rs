@@ -48,6 +48,40 @@ pub struct PoolSettings {
     pub token_expires_in: Option<u64>,
 }
 
+impl PoolSettings {
+    /// Defaults, refined by `DSQLSH_POOL_MAX` (connections) and `DSQLSH_POOL_MAX_LIFETIME`
+    /// (seconds) from the environment.
+    pub fn from_env() -> Result<PoolSettings> {
+        let mut s = PoolSettings::default();
+        if let Ok(v) = std::env::var("DSQLSH_POOL_MAX") {
+            s.max_connections = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "`DSQLSH_POOL_MAX` must be from 1 to 10000, got `{v}`"
+                    ))
+                })?;
+        }
+        if let Ok(v) = std::env::var("DSQLSH_POOL_MAX_LIFETIME") {
+            let secs: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                    "`DSQLSH_POOL_MAX_LIFETIME` must be a positive number of seconds, got `{v}`"
+                ))
+                })?;
+            s.max_lifetime = Some(Duration::from_secs_f64(secs));
+        }
+        Ok(s)
+    }
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
@@ -206,6 +240,16 @@ impl Database {
             self.target.clone(),
             settings,
         )))
+    }
+
+    /// How long a connection may live: the explicit setting, else DSQL's recycle age, else none.
+    /// Sessions and stress workers that hold a connection replace it after this.
+    pub fn max_connection_age(&self) -> Option<Duration> {
+        match (self.settings.max_lifetime, self.flavor) {
+            (Some(l), _) => Some(l),
+            (None, Flavor::Dsql) => Some(DSQL_RECYCLE_FROM),
+            (None, Flavor::Postgres) => None,
+        }
     }
 
     pub fn label(&self) -> &str {

@@ -43,6 +43,19 @@ pub(crate) struct Held {
     pub failed: Option<DbError>,
 }
 
+impl Held {
+    /// Past the pool's connection lifetime (or 45 minutes): replace before the next statement.
+    fn too_old(&self) -> bool {
+        let limit = self
+            .db
+            .max_connection_age()
+            .map_or(SESSION_CONNECTION_MAX_AGE, |l| {
+                l.min(SESSION_CONNECTION_MAX_AGE)
+            });
+        self.acquired.elapsed() >= limit
+    }
+}
+
 impl Session {
     /// Which database a call without an explicit handle goes to: the open transaction's,
     /// else the default.
@@ -423,7 +436,7 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
         "token_expires_in",
     ];
     let mut args = base.clone();
-    let mut settings = PoolSettings::default();
+    let mut settings = PoolSettings::from_env().map_err(host_error)?;
     let text = |k: &str, v: &Dynamic| -> RhaiResult<String> {
         if v.is_string() {
             Ok(v.to_string())

@@ -57,7 +57,7 @@ impl Host {
             return Ok(db.clone());
         }
         let target = self.config.require_target()?.clone();
-        let db = self.open(&target, PoolSettings::default())?;
+        let db = self.open(&target, PoolSettings::from_env()?)?;
         *slot = Some(db.clone());
         Ok(db)
     }
