@@ -86,11 +86,7 @@ impl Session {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let idx = conns.iter().position(|h| Arc::ptr_eq(&h.db, db));
         let idx = match idx {
-            Some(i)
-                if conns[i].in_tx || conns[i].acquired.elapsed() < SESSION_CONNECTION_MAX_AGE =>
-            {
-                i
-            }
+            Some(i) if conns[i].in_tx || !conns[i].too_old() => i,
             stale => {
                 if let Some(i) = stale {
                     conns.remove(i);
