@@ -179,25 +179,101 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
-/// Counters the progress line reads while workers run.
+/// Counters the progress line reads while workers run (shared with `bench`).
 #[derive(Default)]
-struct Live {
-    rows_ok: AtomicU64,
-    rows_failed: AtomicU64,
-    retries: AtomicU64,
-    next_row: AtomicU64,
-    next_ticket: AtomicU64,
-    stop: AtomicBool,
+pub struct Live {
+    pub rows_ok: AtomicU64,
+    pub rows_failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub next_row: AtomicU64,
+    pub next_ticket: AtomicU64,
+    pub stop: AtomicBool,
 }
 
-/// What one worker measured.
-struct WorkerResult {
-    latency: Histogram<u64>,
-    pool_wait: Histogram<u64>,
-    txn_ok: u64,
-    txn_failed: u64,
-    errors: BTreeMap<String, u64>,
-    messages: BTreeMap<String, String>,
+/// What one worker measured (stress and bench workers alike).
+pub struct Tally {
+    pub latency: Histogram<u64>,
+    pub pool_wait: Histogram<u64>,
+    pub txn_ok: u64,
+    pub txn_failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub messages: BTreeMap<String, String>,
+}
+
+impl Tally {
+    pub fn new() -> Tally {
+        Tally {
+            latency: new_histogram(),
+            pool_wait: new_histogram(),
+            txn_ok: 0,
+            txn_failed: 0,
+            errors: BTreeMap::new(),
+            messages: BTreeMap::new(),
+        }
+    }
+
+    /// Count one failed transaction under its SQLSTATE, keeping the first message.
+    pub fn failure(&mut self, sqlstate: &str, message: &str) {
+        self.txn_failed += 1;
+        *self.errors.entry(sqlstate.to_string()).or_default() += 1;
+        self.messages
+            .entry(sqlstate.to_string())
+            .or_insert_with(|| message.to_string());
+    }
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally::new()
+    }
+}
+
+impl Report {
+    /// Combine the workers' tallies into one report and check the thresholds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_tallies(
+        users: Option<u64>,
+        concurrency: usize,
+        batch: usize,
+        elapsed: Duration,
+        live: &Live,
+        pool_wait: Histogram<u64>,
+        tallies: Vec<Tally>,
+        interrupted: bool,
+        thresholds: &Thresholds,
+    ) -> Report {
+        let mut report = Report {
+            users,
+            concurrency,
+            batch,
+            elapsed,
+            succeeded: live.rows_ok.load(Ordering::SeqCst),
+            failed: live.rows_failed.load(Ordering::SeqCst),
+            retries: live.retries.load(Ordering::SeqCst),
+            txn_succeeded: 0,
+            txn_failed: 0,
+            latency_us: new_histogram(),
+            pool_wait_us: pool_wait,
+            errors: BTreeMap::new(),
+            error_messages: BTreeMap::new(),
+            breaches: Vec::new(),
+            interrupted,
+        };
+        for t in tallies {
+            report.latency_us.add(&t.latency).expect("same bounds");
+            report.pool_wait_us.add(&t.pool_wait).expect("same bounds");
+            report.txn_succeeded += t.txn_ok;
+            report.txn_failed += t.txn_failed;
+            for (k, v) in t.errors {
+                *report.errors.entry(k).or_default() += v;
+            }
+            for (k, v) in t.messages {
+                report.error_messages.entry(k).or_insert(v);
+            }
+        }
+        report.check(thresholds);
+        report
+    }
 }
 
 struct Plan {
@@ -280,7 +356,7 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     let progress = plan
         .opts
         .progress
-        .then(|| spawn_progress(plan.clone(), live.clone()));
+        .then(|| spawn_progress(plan.opts.users, plan.start, "rows", live.clone()));
 
     let mut workers = tokio::task::JoinSet::new();
     for conn in conns {
@@ -315,36 +391,17 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
         p.finish().await;
     }
 
-    let mut report = Report {
-        users: plan.opts.users,
-        concurrency: plan.opts.concurrency,
-        batch: plan.opts.batch,
+    let report = Report::from_tallies(
+        plan.opts.users,
+        plan.opts.concurrency,
+        plan.opts.batch,
         elapsed,
-        succeeded: live.rows_ok.load(Ordering::SeqCst),
-        failed: live.rows_failed.load(Ordering::SeqCst),
-        retries: live.retries.load(Ordering::SeqCst),
-        txn_succeeded: 0,
-        txn_failed: 0,
-        latency_us: new_histogram(),
-        pool_wait_us: waits,
-        errors: BTreeMap::new(),
-        error_messages: BTreeMap::new(),
-        breaches: Vec::new(),
+        &live,
+        waits,
+        results,
         interrupted,
-    };
-    for r in results {
-        report.latency_us.add(&r.latency).expect("same bounds");
-        report.pool_wait_us.add(&r.pool_wait).expect("same bounds");
-        report.txn_succeeded += r.txn_ok;
-        report.txn_failed += r.txn_failed;
-        for (k, v) in r.errors {
-            *report.errors.entry(k).or_default() += v;
-        }
-        for (k, v) in r.messages {
-            report.error_messages.entry(k).or_insert(v);
-        }
-    }
-    report.check(&plan.opts.thresholds);
+        &plan.opts.thresholds,
+    );
     Ok(report)
 }
 
@@ -447,16 +504,9 @@ async fn worker(
     plan: Arc<Plan>,
     live: Arc<Live>,
     mut conn: PoolConnection<Postgres>,
-) -> WorkerResult {
+) -> Tally {
     let opts = &plan.opts;
-    let mut out = WorkerResult {
-        latency: new_histogram(),
-        pool_wait: new_histogram(),
-        txn_ok: 0,
-        txn_failed: 0,
-        errors: BTreeMap::new(),
-        messages: BTreeMap::new(),
-    };
+    let mut out = Tally::new();
     let mut conn_since = Instant::now();
     let max_age = db
         .max_connection_age()
@@ -559,73 +609,80 @@ async fn worker(
     out
 }
 
-fn fail(out: &mut WorkerResult, live: &Live, rows: u64, e: DbError) {
-    out.txn_failed += 1;
+fn fail(out: &mut Tally, live: &Live, rows: u64, e: DbError) {
     live.rows_failed.fetch_add(rows, Ordering::Relaxed);
-    *out.errors.entry(e.sqlstate.clone()).or_default() += 1;
-    out.messages.entry(e.sqlstate).or_insert(e.message);
+    out.failure(&e.sqlstate, &e.message);
 }
 
 /// Progress on stderr: a live bar on a terminal, one plain line per second otherwise.
-struct Progress {
+pub struct Progress {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Progress {
-    async fn finish(self) {
+    pub async fn finish(self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.task.await;
     }
 }
 
-fn spawn_progress(plan: Arc<Plan>, live: Arc<Live>) -> Progress {
+/// `unit` names what `rows_ok` counts ("rows" for stress, "transactions" for bench).
+pub fn spawn_progress(
+    total: Option<u64>,
+    start: Instant,
+    unit: &'static str,
+    live: Arc<Live>,
+) -> Progress {
     let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
+    let stopping = stop.clone();
     let task = tokio::spawn(async move {
-        let total = plan.opts.users;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = match total {
                 Some(t) => indicatif::ProgressBar::new(t),
                 None => indicatif::ProgressBar::new_spinner(),
             };
+            let template = format!("{{bar:30}} {{pos}}/{{len}} {unit} {{msg}}");
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows {msg}")
+                indicatif::ProgressStyle::with_template(&template)
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
         });
-        let mut last_rows = 0;
+        let mut last = 0;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
         loop {
-            let stopping = stop2.load(Ordering::SeqCst);
-            let rows = live.rows_ok.load(Ordering::Relaxed);
+            // Wake every second, or promptly when the run ends.
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = async {
+                    while !stopping.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                } => {}
+            }
+            let done = live.rows_ok.load(Ordering::Relaxed);
             let failed = live.rows_failed.load(Ordering::Relaxed);
             let retries = live.retries.load(Ordering::Relaxed);
-            let secs = plan.start.elapsed().as_secs_f64();
+            let finished = stopping.load(Ordering::SeqCst);
             match &bar {
+                Some(b) if finished => b.finish_and_clear(),
                 Some(b) => {
-                    b.set_position(rows + failed);
-                    b.set_message(format!("{} rows/s, {retries} retries, {failed} failed", rows - last_rows));
-                    if stopping {
-                        b.finish_and_clear();
-                    }
+                    b.set_position(done + failed);
+                    b.set_message(format!("{} {unit}/s, {retries} retries, {failed} failed", done - last));
                 }
-                None if !stopping => eprintln!(
-                    "progress: {secs:>6.1}s {rows} rows inserted, {} rows/s, {retries} retries, {failed} failed",
-                    rows - last_rows
+                None if !finished => eprintln!(
+                    "progress: {:>6.1}s {done} {unit}, {} {unit}/s, {retries} retries, {failed} failed",
+                    start.elapsed().as_secs_f64(),
+                    done - last
                 ),
                 None => {}
             }
-            if stopping {
+            if finished {
                 break;
             }
-            last_rows = rows;
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = async { while !stop2.load(Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(50)).await } } => {}
-            }
+            last = done;
         }
     });
     Progress { stop, task }

@@ -30,6 +30,12 @@ pub const DEFAULT_TX_RETRIES: i64 = 5;
 #[derive(Clone)]
 pub struct Conn(pub Arc<Database>);
 
+/// What `run_transaction` did: the closure's value or the error, and how many retries it took.
+pub(crate) struct TxOutcome {
+    pub result: RhaiResult<Dynamic>,
+    pub retries: u32,
+}
+
 /// A session's connection to one database.
 pub(crate) struct Held {
     pub db: Arc<Database>,
@@ -72,7 +78,7 @@ impl Session {
             .map(|h| h.db.clone());
         match in_tx {
             Some(db) => Ok(db),
-            None => self.host.default_db().map_err(host_error),
+            None => self.default_db().map_err(host_error),
         }
     }
 
@@ -226,31 +232,46 @@ impl Session {
             ));
         }
         let db = self.pick_db(db)?;
+        let mut call = || body.call_within_context::<Dynamic>(ctx, ());
+        self.run_transaction(&db, retries as u32, &mut call).result
+    }
+
+    /// BEGIN, `body`, COMMIT on this session's connection to `db`; on a serialization
+    /// conflict, ROLLBACK and run everything again after a backoff, up to `retries` times.
+    pub(crate) fn run_transaction(
+        &self,
+        db: &Arc<Database>,
+        retries: u32,
+        body: &mut dyn FnMut() -> RhaiResult<Dynamic>,
+    ) -> TxOutcome {
         let begin = match db.flavor {
             // DSQL rejects isolation clauses; its only level is snapshot isolation.
             Flavor::Dsql => "BEGIN",
             Flavor::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
         };
-        let mut attempt: i64 = 0;
+        let mut attempt: u32 = 0;
+        let done = |result, retries| TxOutcome { result, retries };
         loop {
-            self.with_conn(&db, async |_, conn| {
+            if let Err(e) = self.with_conn(db, async |_, conn| {
                 conn.execute(begin)
                     .await
                     .map(|_| ())
                     .map_err(crate::db::error::from_sqlx)
-            })?;
-            self.mark_tx(&db, true);
-            let result = body.call_within_context::<Dynamic>(ctx, ());
-            let failed = self.take_tx_failure(&db);
+            }) {
+                return done(Err(e), attempt);
+            }
+            self.mark_tx(db, true);
+            let result = body();
+            let failed = self.take_tx_failure(db);
             let outcome: Result<(), DbError> = match (result, failed) {
-                (Ok(value), None) => match self.finish(&db, "COMMIT") {
-                    Ok(()) => return Ok(value),
+                (Ok(value), None) => match self.finish(db, "COMMIT") {
+                    Ok(()) => return done(Ok(value), attempt),
                     Err(e) => Err(e),
                 },
                 (Ok(_), Some(failure)) => {
                     // The script caught an error, but the server aborted the transaction:
                     // committing now would silently roll back.
-                    self.finish(&db, "ROLLBACK").ok();
+                    self.finish(db, "ROLLBACK").ok();
                     Err(DbError {
                         message: format!(
                             "the transaction was aborted by an earlier error that the script caught: {}",
@@ -260,23 +281,22 @@ impl Session {
                     })
                 }
                 (Err(err), failure) => {
-                    self.finish(&db, "ROLLBACK").ok();
+                    self.finish(db, "ROLLBACK").ok();
                     match failure {
                         Some(f) if f.retryable => Err(f),
-                        _ => return Err(err),
+                        _ => return done(Err(err), attempt),
                     }
                 }
             };
             let e = outcome.expect_err("success returned above");
             if !e.retryable || attempt >= retries {
-                return Err(db_error(e));
+                return done(Err(db_error(e)), attempt);
             }
             attempt += 1;
-            let backoff = crate::db::error::backoff(attempt);
-            self.host
-                .rt
-                .block_on(tokio::time::sleep(backoff))
-                .map_err(host_error)?;
+            let backoff = crate::db::error::backoff(attempt as i64);
+            if let Err(e) = self.host.rt.block_on(tokio::time::sleep(backoff)) {
+                return done(Err(host_error(e)), attempt);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 //! What this module does not do: run SQL (db::exec), generate load (stress), compute statistics
 //! (stats). The functions here convert arguments, call those, and convert results back.
 
+mod bench_api;
 pub mod bundled;
 mod db_api;
 mod helpers;
@@ -124,6 +125,10 @@ impl Host {
 pub struct Session {
     pub host: Arc<Host>,
     pub(crate) conns: Mutex<Vec<db_api::Held>>,
+    /// The script being evaluated: `bench` workers run its closures on engines of their own.
+    pub(crate) ast: Mutex<Option<Arc<AST>>>,
+    /// Where calls without a connection go instead of the host's default (bench workers).
+    pub(crate) default_db: Option<Arc<Database>>,
 }
 
 impl Session {
@@ -131,7 +136,27 @@ impl Session {
         Arc::new(Session {
             host,
             conns: Mutex::new(Vec::new()),
+            ast: Mutex::new(None),
+            default_db: None,
         })
+    }
+
+    /// A session whose default connection is `db` (a bench worker on the bench's pool).
+    pub fn with_default(host: Arc<Host>, db: Arc<Database>, ast: Arc<AST>) -> Arc<Session> {
+        Arc::new(Session {
+            host,
+            conns: Mutex::new(Vec::new()),
+            ast: Mutex::new(Some(ast)),
+            default_db: Some(db),
+        })
+    }
+
+    /// This session's default database, opening the host's on first use.
+    pub fn default_db(&self) -> Result<Arc<Database>> {
+        match &self.default_db {
+            Some(db) => Ok(db.clone()),
+            None => self.host.default_db(),
+        }
     }
 }
 
@@ -212,6 +237,7 @@ pub fn engine(session: &Arc<Session>) -> Engine {
     helpers::register(&mut engine, session);
     db_api::register(&mut engine, session);
     users_api::register(&mut engine, session);
+    bench_api::register(&mut engine, session);
     engine
 }
 
@@ -254,6 +280,7 @@ pub fn eval(
     ast: &AST,
     source: &Source,
 ) -> Result<Dynamic> {
+    *session.ast.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(ast.clone()));
     let outcome = engine.eval_ast_with_scope::<Dynamic>(scope, ast);
     // A transaction the script left open (an error escaped it) is rolled back.
     session.abandon_transaction();

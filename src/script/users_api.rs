@@ -12,7 +12,7 @@ use crate::stats::{self, StatsOptions};
 use crate::stress::{self, Options, Thresholds};
 use crate::users::{self, Ident, MISSING_TABLE_HINT};
 
-fn check_keys(func: &str, opts: &Map, known: &[&str]) -> RhaiResult<()> {
+pub(super) fn check_keys(func: &str, opts: &Map, known: &[&str]) -> RhaiResult<()> {
     for k in opts.keys() {
         if !known.contains(&k.as_str()) {
             return Err(script_error(format!(
@@ -24,7 +24,13 @@ fn check_keys(func: &str, opts: &Map, known: &[&str]) -> RhaiResult<()> {
     Ok(())
 }
 
-fn opt_int(func: &str, opts: &Map, key: &str, min: i64, max: i64) -> RhaiResult<Option<i64>> {
+pub(super) fn opt_int(
+    func: &str,
+    opts: &Map,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> RhaiResult<Option<i64>> {
     match opts.get(key) {
         None => Ok(None),
         Some(v) if v.is_unit() => Ok(None),
@@ -38,7 +44,7 @@ fn opt_int(func: &str, opts: &Map, key: &str, min: i64, max: i64) -> RhaiResult<
     }
 }
 
-fn opt_float(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<f64>> {
+pub(super) fn opt_float(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<f64>> {
     match opts.get(key) {
         None => Ok(None),
         Some(v) if v.is_unit() => Ok(None),
@@ -52,7 +58,7 @@ fn opt_float(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<f64>> {
     }
 }
 
-fn opt_str(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<String>> {
+pub(super) fn opt_str(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<String>> {
     match opts.get(key) {
         None => Ok(None),
         Some(v) if v.is_unit() => Ok(None),
@@ -64,16 +70,18 @@ fn opt_str(func: &str, opts: &Map, key: &str) -> RhaiResult<Option<String>> {
     }
 }
 
-fn show(v: &Dynamic) -> String {
+pub(super) fn show(v: &Dynamic) -> String {
     if v.is_string() {
         format!("\"{v}\"")
+    } else if v.is_int() || v.is_float() || v.is_bool() {
+        v.to_string()
     } else {
         type_label(v)
     }
 }
 
 /// `30`, `2.5`, `"30s"`, `"500ms"`, `"5m"`, `"1h"` as a duration.
-pub fn parse_duration(v: &Dynamic) -> Result<Duration, String> {
+pub(super) fn parse_duration(v: &Dynamic) -> Result<Duration, String> {
     let secs = if let Ok(i) = v.as_int() {
         i as f64
     } else if let Ok(f) = v.as_float() {
@@ -164,7 +172,7 @@ pub fn stress_options(opts: &Map, dsql: bool) -> RhaiResult<Options> {
 }
 
 /// The stress result map (PRODUCT.md §4).
-pub fn report_map(r: &stress::Report) -> Map {
+pub(super) fn report_map(r: &stress::Report) -> Map {
     let ms = |us: u64| us as f64 / 1000.0;
     let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
     let mut latency = Map::new();
@@ -328,7 +336,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         let sql = "SELECT id, name, email, role, created_at FROM users \
                    ORDER BY created_at, email LIMIT $1";
         let limit = limit.map(Dynamic::from_int).unwrap_or(Dynamic::UNIT);
-        let db = s.host.default_db().map_err(host_error)?;
+        let db = s.default_db().map_err(host_error)?;
         s.with_conn(&db, async |db, conn| {
             crate::db::exec::query(db, conn, sql, &[limit]).await
         })
@@ -359,7 +367,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             o.table = Ident::parse(&t).map_err(|e| script_error(format!("stats: {e}")))?;
         }
         stats::validate(&o).map_err(|e| script_error(format!("stats: {e}")))?;
-        let db = s.host.default_db().map_err(host_error)?;
+        let db = s.default_db().map_err(host_error)?;
         s.with_conn(&db, async |_, conn| stats::run(conn, &o).await)
     };
     let s2 = stats_fn.clone();
@@ -368,7 +376,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
 
     let s = session.clone();
     let stress_fn = move |opts: Map| -> RhaiResult<Map> {
-        let db = s.host.default_db().map_err(host_error)?;
+        let db = s.default_db().map_err(host_error)?;
         let o = stress_options(&opts, db.is_dsql())?;
         let thresholds_set = o.thresholds.max_p99_ms.is_some()
             || o.thresholds.min_rows_per_s.is_some()

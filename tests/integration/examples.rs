@@ -60,7 +60,14 @@ fn check(name: &str, stdout: &str, db: &TestDb) {
                 "90,110"
             );
         }
-        "bench_workload" => {}
+        "bench_workload" => {
+            assert!(
+                stdout.starts_with("400 transactions, 0 failed, "),
+                "{stdout}"
+            );
+            assert_eq!(db.scalar("SELECT sum(views) FROM page_views"), "400");
+            assert_eq!(db.scalar("SELECT count(*) FROM page_views"), "4");
+        }
         other => panic!("example {other} has no check in tests/integration/examples.rs"),
     }
 }

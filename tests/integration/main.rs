@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod flows;
 mod local;
+mod stress;
 mod transactions;
 mod values;
 
@@ -53,6 +54,12 @@ fn main() {
         local::two_processes_share_one_server,
         local::missing_binaries_name_the_package,
         local::status_and_stop,
+        stress::failed_plus_succeeded_is_attempted,
+        stress::hot_row_conflicts_are_retried_exactly,
+        stress::server_stall_shows_in_p99,
+        stress::thresholds_exit_3_and_say_which,
+        stress::seed_lines_and_json_only,
+        stress::bad_options_are_named,
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
         transactions::nested_calls_in_every_mode,

@@ -1,0 +1,232 @@
+//! `bench(#{workers, duration, iterations, rate, ...}, |w| { ... })`: a scripted workload,
+//! measured and reported like `stress`.
+//!
+//! Each worker is an OS thread with an engine of its own (Rhai engines are single-threaded)
+//! evaluating the same compiled script: it calls the closure once per transaction, between
+//! BEGIN and COMMIT on its own connection from one pool shared by all workers, with the same
+//! conflict retries as `transaction()`. Captured variables are shared between workers, as
+//! closures share them in Rhai. `w` is `#{worker, iteration}`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, FnPtr, Map, AST};
+
+use super::users_api::{check_keys, opt_float, opt_int, parse_duration, report_map};
+use super::{host_error, rhai_db_error, script_error, RhaiResult, Session};
+use crate::db::Database;
+use crate::stress::{self, Live, Report, Tally, Thresholds};
+
+struct Plan {
+    workers: usize,
+    iterations: Option<u64>,
+    rate: Option<f64>,
+    max_retries: u32,
+    start: Instant,
+    deadline: Option<Instant>,
+}
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    let s = session.clone();
+    engine.register_fn("bench", move |opts: Map, f: FnPtr| run(&s, &opts, f));
+}
+
+fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
+    const F: &str = "bench";
+    check_keys(
+        F,
+        opts,
+        &[
+            "workers",
+            "duration",
+            "iterations",
+            "rate",
+            "max_retries",
+            "max_p99_ms",
+            "min_rows_per_s",
+            "max_failed",
+            "progress",
+            "json",
+        ],
+    )?;
+    let workers = opt_int(F, opts, "workers", 1, 1000)?.unwrap_or(10) as usize;
+    let duration = match opts.get("duration") {
+        None => None,
+        Some(v) if v.is_unit() => None,
+        Some(v) => {
+            Some(parse_duration(v).map_err(|e| script_error(format!("{F}: `duration`: {e}")))?)
+        }
+    };
+    let iterations = match (opt_int(F, opts, "iterations", 1, i64::MAX)?, duration) {
+        (Some(n), _) => Some(n as u64),
+        (None, Some(_)) => None,
+        (None, None) => Some(1000),
+    };
+    let rate = opt_float(F, opts, "rate")?;
+    if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(script_error(format!(
+            "{F}: `rate` must be a positive number of calls per second"
+        )));
+    }
+    let thresholds = Thresholds {
+        max_p99_ms: opt_float(F, opts, "max_p99_ms")?,
+        min_rows_per_s: opt_float(F, opts, "min_rows_per_s")?,
+        max_failed: opt_int(F, opts, "max_failed", 0, i64::MAX)?.map(|n| n as u64),
+    };
+    let progress = match opts.get("progress") {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| script_error(format!("{F}: `progress` must be true or false")))?,
+    };
+    let max_retries = opt_int(F, opts, "max_retries", 0, 1000)?.unwrap_or(10) as u32;
+    let ast = session
+        .ast
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| script_error(format!("{F}: must be called from a script")))?;
+
+    let host = session.host.clone();
+    let base = session.default_db().map_err(host_error)?;
+    let pool = host
+        .rt
+        .block_on(base.sibling(workers as u32 + 1))
+        .map_err(host_error)?
+        .map_err(host_error)?;
+    let live = Arc::new(Live::default());
+    let start = Instant::now();
+    let plan = Plan {
+        workers,
+        iterations,
+        rate,
+        max_retries,
+        start,
+        deadline: duration.map(|d| start + d),
+    };
+    let progress = progress.then(|| {
+        let _enter = host.rt.enter();
+        stress::spawn_progress(iterations, start, "transactions", live.clone())
+    });
+
+    let tallies: Vec<Tally> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..plan.workers)
+            .map(|k| {
+                let (session, pool, ast, f, live, plan) = (session, &pool, &ast, &f, &live, &plan);
+                scope.spawn(move || worker(k, session, pool, ast, f, live, plan))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let elapsed = start.elapsed();
+    live.stop.store(true, Ordering::SeqCst);
+    if let Some(p) = progress {
+        let _ = host.rt.block_on_uninterruptible(p.finish());
+    }
+    host.rt.block_on_uninterruptible(pool.close());
+
+    let interrupted = crate::runtime::interrupted();
+    let report = Report::from_tallies(
+        iterations,
+        workers,
+        1,
+        elapsed,
+        &live,
+        stress::new_histogram(),
+        tallies,
+        interrupted,
+        &thresholds,
+    );
+    if !report.breaches.is_empty() {
+        host.set_threshold_breached();
+    }
+    let mut map = report_map(&report);
+    map.insert("workers".into(), Dynamic::from_int(workers as i64));
+    map.insert("iterations".into(), map["users"].clone());
+    map.remove("users");
+    Ok(map)
+}
+
+/// One worker: its own engine and session, one transaction per closure call.
+fn worker(
+    k: usize,
+    parent: &Arc<Session>,
+    pool: &Arc<Database>,
+    ast: &Arc<AST>,
+    f: &FnPtr,
+    live: &Live,
+    plan: &Plan,
+) -> Tally {
+    let host = parent.host.clone();
+    let _enter = host.rt.enter();
+    let session = Session::with_default(host.clone(), pool.clone(), ast.clone());
+    let engine = super::engine(&session);
+    let mut tally = Tally::new();
+    let limit = plan.iterations.unwrap_or(u64::MAX);
+    loop {
+        if live.stop.load(Ordering::Relaxed) || crate::runtime::interrupted() {
+            break;
+        }
+        let intended = match plan.rate {
+            Some(rate) => {
+                let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
+                let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
+                if plan.deadline.is_some_and(|d| at >= d) {
+                    break;
+                }
+                if host
+                    .rt
+                    .block_on(tokio::time::sleep_until(at.into()))
+                    .is_err()
+                {
+                    break;
+                }
+                at
+            }
+            None => Instant::now(),
+        };
+        if plan.deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let iteration = live.next_row.fetch_add(1, Ordering::Relaxed);
+        if iteration >= limit {
+            break;
+        }
+        let mut w = Map::new();
+        w.insert("worker".into(), Dynamic::from_int(k as i64));
+        w.insert("iteration".into(), Dynamic::from_int(iteration as i64));
+        let w = Dynamic::from_map(w);
+        let mut call = || f.call::<Dynamic>(&engine, ast, (w.clone(),));
+        let outcome = session.run_transaction(pool, plan.max_retries, &mut call);
+        tally
+            .latency
+            .saturating_record(intended.elapsed().as_micros().max(1) as u64);
+        live.retries
+            .fetch_add(outcome.retries as u64, Ordering::Relaxed);
+        match outcome.result {
+            Ok(_) => {
+                tally.txn_ok += 1;
+                live.rows_ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if matches!(
+                    super::report::innermost(&e),
+                    rhai::EvalAltResult::ErrorTerminated(..)
+                ) {
+                    break;
+                }
+                live.rows_failed.fetch_add(1, Ordering::Relaxed);
+                match rhai_db_error(&e) {
+                    Some(db) => tally.failure(&db.sqlstate, &db.message),
+                    None => tally.failure("script", &super::report::message(&e)),
+                }
+            }
+        }
+    }
+    session.release_connections();
+    tally
+}

@@ -1,0 +1,254 @@
+//! The load engine: exact accounting, conflicts, stalls, thresholds and the report formats.
+
+use crate::support::{dsqlsh, TestDb};
+
+fn json(out: &crate::support::Output) -> serde_json::Value {
+    serde_json::from_str(out.ok())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", out.stdout))
+}
+
+/// Failures are counted, by SQLSTATE, and never as inserted rows: a CHECK constraint rejects
+/// every row whose generated role is `admin`.
+pub fn failed_plus_succeeded_is_attempted() {
+    let db = TestDb::new("stress_acct");
+    db.sql(&format!(
+        "CREATE TABLE picky {}",
+        dsqlsh::users::COLUMNS_DDL
+    ));
+    db.sql("ALTER TABLE picky ADD CONSTRAINT no_admins CHECK (role <> 'admin')");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "run",
+            "stress",
+            "users=600",
+            "concurrency=6",
+            "table=picky",
+            "seed=7",
+            "json=true",
+        ])
+        .run();
+    let v = json(&out);
+    let (ok, failed) = (
+        v["succeeded"].as_u64().unwrap(),
+        v["failed"].as_u64().unwrap(),
+    );
+    assert_eq!(ok + failed, 600, "{v}");
+    assert!(
+        failed > 0,
+        "the constraint must reject some generated rows: {v}"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM picky"), ok.to_string());
+    assert_eq!(v["errors"]["23514"].as_u64(), Some(failed), "{v}");
+    assert_eq!(v["retries"], 0, "a constraint error is never retried: {v}");
+    // The same seed generates the same names and roles: the same rows fail again.
+    let again = json(
+        &dsqlsh()
+            .args(db.flags())
+            .args([
+                "run",
+                "stress",
+                "users=600",
+                "concurrency=3",
+                "table=picky",
+                "seed=7",
+                "json=true",
+            ])
+            .run(),
+    );
+    assert_eq!(again["failed"], v["failed"]);
+
+    // Batched: one statement per batch, all or nothing per batch.
+    db.sql("TRUNCATE picky");
+    let v = json(
+        &dsqlsh()
+            .args(db.flags())
+            .args([
+                "run",
+                "stress",
+                "users=600",
+                "concurrency=3",
+                "batch=50",
+                "table=picky",
+                "json=true",
+            ])
+            .run(),
+    );
+    let (ok, failed) = (
+        v["succeeded"].as_u64().unwrap(),
+        v["failed"].as_u64().unwrap(),
+    );
+    assert_eq!(ok + failed, 600);
+    assert_eq!(ok % 50, 0, "batches fail whole: {v}");
+    assert_eq!(db.scalar("SELECT count(*) FROM picky"), ok.to_string());
+}
+
+/// A hot-row workload at REPEATABLE READ produces real serialization failures; every committed
+/// transaction is counted once and the counter agrees.
+pub fn hot_row_conflicts_are_retried_exactly() {
+    let db = TestDb::new("stress_hot");
+    db.sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL); INSERT INTO counter VALUES (1, 0)");
+    let code = r#"
+        let r = bench(#{ workers: 6, iterations: 300, max_retries: 1000, progress: false }, |w| {
+            let n = query_one("SELECT n FROM counter WHERE id = 1").n;
+            execute("UPDATE counter SET n = $1 WHERE id = 1", [n + 1]);
+        });
+        to_json(r)
+    "#;
+    let v = json(&dsqlsh().args(db.flags()).args(["eval", code]).run());
+    assert_eq!(v["transactions"], 300, "{v}");
+    assert_eq!(v["failed_transactions"], 0, "{v}");
+    assert!(
+        v["retries"].as_u64().unwrap() > 0,
+        "six writers on one row must conflict: {v}"
+    );
+    assert_eq!(db.scalar("SELECT n FROM counter"), "300");
+}
+
+/// Open model: a 2 s lock on the table stalls the server; transactions keep their schedule, so
+/// the stall appears in the high percentiles instead of disappearing into a lower rate.
+pub fn server_stall_shows_in_p99() {
+    let db = TestDb::new("stress_stall");
+    dsqlsh()
+        .args(db.flags())
+        .args(["repopulate", "--yes"])
+        .run()
+        .ok();
+    let flags = db.flags();
+    let locker = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        dsqlsh()
+            .args(flags)
+            .args(["eval", "transaction(|| { execute(\"LOCK TABLE users IN ACCESS EXCLUSIVE MODE\"); query(\"SELECT pg_sleep(2)\"); })"])
+            .run()
+            .ok()
+            .to_string()
+    });
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "stress-test",
+            "--duration",
+            "4s",
+            "--rate",
+            "100",
+            "--concurrency",
+            "4",
+            "--json",
+        ])
+        .run();
+    locker.join().unwrap();
+    let v = json(&out);
+    let lat = &v["latency_ms"];
+    assert!(
+        lat["max"].as_f64().unwrap() >= 1900.0,
+        "the 2 s stall must show in max: {v}"
+    );
+    assert!(lat["p99"].as_f64().unwrap() >= 1500.0, "and in p99: {v}");
+    assert!(
+        lat["p50"].as_f64().unwrap() < 1500.0,
+        "while most transactions were fast: {v}"
+    );
+    assert_eq!(v["failed"], 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) - 5 FROM users"),
+        v["succeeded"].to_string()
+    );
+}
+
+pub fn thresholds_exit_3_and_say_which() {
+    let db = TestDb::new("stress_thresholds");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "stress-test",
+            "--users",
+            "50",
+            "--concurrency",
+            "2",
+            "--max-p99-ms",
+            "0.001",
+            "--min-rows-per-s",
+            "1",
+        ])
+        .run();
+    out.no_panic();
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let breach: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Threshold breached: "))
+        .collect();
+    assert_eq!(breach.len(), 1, "{}", out.stdout);
+    assert!(
+        breach[0].starts_with("Threshold breached: p99 latency "),
+        "{}",
+        breach[0]
+    );
+    assert!(
+        breach[0].ends_with(" ms is above max_p99_ms 0.001"),
+        "{}",
+        breach[0]
+    );
+    // Met thresholds exit 0.
+    let ok = dsqlsh()
+        .args(db.flags())
+        .args([
+            "stress-test",
+            "--users",
+            "50",
+            "--max-failed",
+            "0",
+            "--json",
+        ])
+        .run();
+    assert_eq!(json(&ok)["breaches"], serde_json::json!([]));
+}
+
+pub fn seed_lines_and_json_only() {
+    let db = TestDb::new("stress_lines");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["stress-test", "--users", "500", "--concurrency", "20"])
+        .run();
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("Total time: ") && lines[0].ends_with(" seconds"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "Successful inserts: 500");
+    assert_eq!(lines[2], "Failed inserts: 0");
+    assert!(
+        lines[3].starts_with("Insert rate: ") && lines[3].ends_with(" users/second"),
+        "{text}"
+    );
+    assert!(
+        lines[4].starts_with("Transactions: 500 committed, 0 failed, 0 retries"),
+        "{text}"
+    );
+    assert!(lines[5].starts_with("Latency (ms): p50 "), "{text}");
+    // Progress goes to stderr, never stdout.
+    assert!(!text.contains("progress:"));
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["stress-test", "--users", "100", "--json"])
+        .run();
+    let v = json(&out);
+    assert_eq!(v["succeeded"], 100);
+    assert_eq!(db.scalar("SELECT count(*) FROM users"), "600");
+}
+
+pub fn bad_options_are_named() {
+    let db = TestDb::new("stress_bad");
+    for (args, first) in [
+        (vec!["stress-test", "--users", "0"], "error: stress: `users` must be an integer from 1 to 9223372036854775807, got 0"),
+        (vec!["stress-test", "--duration", "soon"], "error: stress: `duration`: `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
+        (vec!["stress-test", "--table", "users; DROP TABLE x"], "error: stress: invalid table name `users; DROP TABLE x`: use letters, digits and `_` (optionally `schema.table`)"),
+        (vec!["stress-test", "--rate", "0"], "error: stress: `rate` must be a positive number of transactions per second"),
+    ] {
+        let out = dsqlsh().args(db.flags()).args(args.clone()).run();
+        out.no_panic();
+        assert_eq!((out.code, out.first_err_line()), (1, first), "{args:?}");
+    }
+}
