@@ -57,11 +57,19 @@ pub fn execute(cli: Cli) -> Result<i32> {
             insert_opt(&mut a, "count", count.map(Dynamic::from_int));
             run_flow(config, "repopulate", a)
         }
-        Some(Command::UserStats { json, tz, top }) => {
+        Some(Command::UserStats {
+            json,
+            tz,
+            top,
+            days,
+            as_of,
+        }) => {
             let mut a = Map::new();
             a.insert("json".into(), Dynamic::from_bool(json));
             insert_opt(&mut a, "tz", tz.map(Dynamic::from));
             insert_opt(&mut a, "top", top.map(Dynamic::from_int));
+            insert_opt(&mut a, "days", days.map(Dynamic::from_int));
+            insert_opt(&mut a, "as_of", as_of.map(Dynamic::from));
             run_flow(config, "user_stats", a)
         }
         Some(Command::StressTest(args)) => run_flow(config, "stress", stress_args(args)),

@@ -159,6 +159,12 @@ pub enum Command {
         /// How many names and domains to list [default: 5]
         #[arg(long, value_name = "N")]
         top: Option<i64>,
+        /// Days in the daily trend [default: 7]
+        #[arg(long, value_name = "N")]
+        days: Option<i64>,
+        /// Last day of the daily trend, YYYY-MM-DD [default: today]
+        #[arg(long = "as-of", value_name = "DATE")]
+        as_of: Option<String>,
     },
     /// Concurrent-insert load test (runs stress)
     StressTest(StressArgs),

@@ -20,6 +20,8 @@ pub struct StatsOptions {
     pub tz: String,
     pub top: i32,
     pub days: i32,
+    /// Last day of the daily window (`YYYY-MM-DD`); today in `tz` when absent.
+    pub as_of: Option<String>,
     pub table: Ident,
 }
 
@@ -29,12 +31,14 @@ impl Default for StatsOptions {
             tz: "UTC".into(),
             top: 5,
             days: 7,
+            as_of: None,
             table: Ident::parse("users").expect("valid"),
         }
     }
 }
 
-/// The report's SQL for `table` ($1 time zone, $2 days, $3 top).
+/// The report's SQL for `table` ($1 time zone, $2 days, $3 top, $4 last day of the daily
+/// window or NULL for today in the time zone).
 pub fn sql(table: &Ident) -> String {
     let t = table.quoted();
     format!(
@@ -43,7 +47,7 @@ roles AS (SELECT role, count(*)::bigint AS n FROM {t} GROUP BY role),
 hours AS (
   SELECT extract(hour FROM created_at AT TIME ZONE $1)::int AS h, count(*)::bigint AS n
   FROM {t} GROUP BY 1),
-today AS (SELECT (now() AT TIME ZONE $1)::date AS d),
+today AS (SELECT COALESCE($4::text::date, (now() AT TIME ZONE $1)::date) AS d),
 days AS (
   SELECT (created_at AT TIME ZONE $1)::date AS d, count(*)::bigint AS n
   FROM {t}
@@ -64,11 +68,11 @@ SELECT json_build_object(
     FROM roles), '[]'::json),
   'newest_user', (
     SELECT json_build_object('name', name, 'email', email,
-      'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
+      'created_at', (to_json(created_at AT TIME ZONE 'UTC') #>> '{{}}') || '+00:00')
     FROM {t} ORDER BY created_at DESC, id DESC LIMIT 1),
   'oldest_user', (
     SELECT json_build_object('name', name, 'email', email,
-      'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'))
+      'created_at', (to_json(created_at AT TIME ZONE 'UTC') #>> '{{}}') || '+00:00')
     FROM {t} ORDER BY created_at ASC, id ASC LIMIT 1),
   'hourly', (
     SELECT json_build_object('tz', $1::text, 'counts',
@@ -117,6 +121,7 @@ pub async fn run(conn: &mut PgConnection, opts: &StatsOptions) -> Result<Dynamic
         .bind(&opts.tz)
         .bind(opts.days)
         .bind(opts.top)
+        .bind(opts.as_of.as_deref())
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| explain(from_sqlx(e), opts))?;
@@ -126,9 +131,31 @@ pub async fn run(conn: &mut PgConnection, opts: &StatsOptions) -> Result<Dynamic
         .map(Ok)
         .unwrap_or_else(|| raw.as_bytes())
         .map_err(|e| client_error("22000", e.to_string()))?;
-    codec::decode(codec::oid::JSON, bytes)
+    let mut stats = codec::decode(codec::oid::JSON, bytes)
         .map_err(|e| client_error("22000", e))?
-        .ok_or_else(|| client_error("22000", "the statistics query returned no JSON"))
+        .ok_or_else(|| client_error("22000", "the statistics query returned no JSON"))?;
+    shares_as_floats(&mut stats);
+    Ok(stats)
+}
+
+/// JSON does not say 60 from 60.0, so whole-number shares and averages arrive as integers;
+/// the contract is floats.
+fn shares_as_floats(v: &mut Dynamic) {
+    if v.is_map() {
+        if let Some(mut map) = v.write_lock::<rhai::Map>() {
+            for (k, item) in map.iter_mut() {
+                if matches!(k.as_str(), "share" | "average") {
+                    if let Ok(i) = item.as_int() {
+                        *item = Dynamic::from_float(i as f64);
+                    }
+                } else {
+                    shares_as_floats(item);
+                }
+            }
+        }
+    } else if let Some(mut arr) = v.write_lock::<rhai::Array>() {
+        arr.iter_mut().for_each(shares_as_floats);
+    }
 }
 
 /// Turn the two errors users cause into instructions.
@@ -145,6 +172,13 @@ fn explain(e: DbError, opts: &StatsOptions) -> DbError {
             message: format!(
                 "unknown time zone `{}`: use an IANA name such as UTC, Europe/Paris or America/New_York",
                 opts.tz
+            ),
+            ..e
+        },
+        "22007" | "22008" if opts.as_of.is_some() => DbError {
+            message: format!(
+                "`as_of` must be a date like 2025-01-31, got `{}`",
+                opts.as_of.as_deref().unwrap_or_default()
             ),
             ..e
         },

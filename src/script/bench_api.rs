@@ -125,7 +125,7 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
     let elapsed = start.elapsed();
     live.stop.store(true, Ordering::SeqCst);
     if let Some(p) = progress {
-        let _ = host.rt.block_on_uninterruptible(p.finish());
+        host.rt.block_on_uninterruptible(p.finish());
     }
     host.rt.block_on_uninterruptible(pool.close());
 

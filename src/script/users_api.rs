@@ -352,7 +352,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
 
     let s = session.clone();
     let stats_fn = move |opts: Map| -> RhaiResult<Dynamic> {
-        check_keys("stats", &opts, &["tz", "top", "days", "table"])?;
+        check_keys("stats", &opts, &["tz", "top", "days", "as_of", "table"])?;
         let mut o = StatsOptions::default();
         if let Some(tz) = opt_str("stats", &opts, "tz")? {
             o.tz = tz;
@@ -363,6 +363,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         if let Some(days) = opt_int("stats", &opts, "days", i32::MIN as i64, i32::MAX as i64)? {
             o.days = days as i32;
         }
+        o.as_of = opt_str("stats", &opts, "as_of")?;
         if let Some(t) = opt_str("stats", &opts, "table")? {
             o.table = Ident::parse(&t).map_err(|e| script_error(format!("stats: {e}")))?;
         }

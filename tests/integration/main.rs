@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod flows;
 mod local;
+mod stats;
 mod stress;
 mod transactions;
 mod values;
@@ -54,6 +55,10 @@ fn main() {
         local::two_processes_share_one_server,
         local::missing_binaries_name_the_package,
         local::status_and_stop,
+        stats::exact_values_in_utc_and_another_zone,
+        stats::text_report_lines_up_wide_characters,
+        stats::edited_copy_wins_and_says_so,
+        stats::bad_zone_and_options_are_named,
         stress::failed_plus_succeeded_is_attempted,
         stress::hot_row_conflicts_are_retried_exactly,
         stress::server_stall_shows_in_p99,

@@ -1,0 +1,364 @@
+//! Side-by-side benchmark: dsqlsh's load engine against pgbench and COPY, on one throwaway
+//! PostgreSQL server, in one run. Prints each figure and the ratios against the issue's targets.
+//!
+//!     cargo bench --bench compare                 # 15 s per timed phase
+//!     BENCH_SECS=5 BENCH_COPY_ROWS=100000 cargo bench --bench compare
+//!
+//! Phases (each on an emptied `users` table):
+//! 1. pgbench -M prepared, one-row INSERT, 10 clients  vs  `stress` batch 1, concurrency 10
+//! 2. psql \copy of N rows                             vs  `stress` batch 3000
+//! 3. `bench` closure doing the same one-row INSERT    vs  native `stress` (phase 1's figure)
+//! 4. peak RSS of `stress` for 10k users               vs  1M users
+//!
+//! Timings on a shared machine are noisy; run it on an idle one and compare ratios, which
+//! are measured back to back on the same server.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use dsqlsh::local::{LocalServer, SOCKET_PORT};
+
+struct Env {
+    socket: PathBuf,
+    url: String,
+    dir: PathBuf,
+    secs: u64,
+}
+
+/// A child's stdout and its peak resident set size in KiB (from wait4's rusage).
+fn run_measured(cmd: &mut Command) -> (String, i64) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for the child we spawned.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    assert!(ok, "command failed: {cmd:?}\n{out}\n{err}");
+    (out, usage.ru_maxrss)
+}
+
+fn dsqlsh(env: &Env, args: &[&str]) -> (serde_json::Value, i64) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dsqlsh"));
+    cmd.arg("--database-url").arg(&env.url).args(args);
+    let (out, rss) = run_measured(&mut cmd);
+    let v = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    (v, rss)
+}
+
+fn psql(env: &Env, sql: &str) -> String {
+    let mut cmd = Command::new("psql");
+    cmd.args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(&env.socket)
+        .args([
+            "-p",
+            &SOCKET_PORT.to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "bench",
+            "-c",
+            sql,
+        ]);
+    run_measured(&mut cmd).0
+}
+
+fn reset_table(env: &Env) {
+    psql(env, "DROP TABLE IF EXISTS users");
+    psql(
+        env,
+        &format!("CREATE TABLE users {}", dsqlsh::users::COLUMNS_DDL),
+    );
+    psql(env, "CHECKPOINT");
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
+}
+
+/// pgbench -M prepared one-row inserts; returns (tps, p99 ms) from its per-transaction log.
+fn pgbench(env: &Env) -> (f64, f64) {
+    let script = env.dir.join("insert.sql");
+    std::fs::write(
+        &script,
+        "INSERT INTO users (id, name, email, role) VALUES (gen_random_uuid(), 'Bench User', \
+         'pgb-' || :client_id || '-' || gen_random_uuid() || '@example.com', 'user');\n",
+    )
+    .unwrap();
+    let logs = env.dir.join("pgbench-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut cmd = Command::new("pgbench");
+    cmd.current_dir(&logs)
+        .args(["-n", "-M", "prepared", "-c", "10", "-j", "2", "-T"])
+        .arg(env.secs.to_string())
+        .arg("-f")
+        .arg(&script)
+        .args(["-l", "--log-prefix", "tx", "-h"])
+        .arg(&env.socket)
+        .args(["-p", &SOCKET_PORT.to_string(), "-U", "admin", "bench"]);
+    let (out, _) = run_measured(&mut cmd);
+    let tps = out
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{out}"));
+    let mut lat: Vec<f64> = Vec::new();
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            // client_id transaction_no latency_us script_no epoch epoch_us
+            if let Some(us) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|v| v.parse::<f64>().ok())
+            {
+                lat.push(us / 1000.0);
+            }
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    (tps, percentile(&lat, 0.99))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; there are no other options.
+    let secs: u64 = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let copy_rows: u64 = std::env::var("BENCH_COPY_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let root = tempfile::Builder::new()
+        .prefix("dsqlsh-bench-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut server = LocalServer::acquire(&root.path().join("pg")).expect("start PostgreSQL");
+    let socket = server.socket_dir();
+    let env = Env {
+        url: format!(
+            "postgres://admin@localhost/bench?host={}&port={SOCKET_PORT}",
+            socket.display()
+        ),
+        socket,
+        dir: root.path().to_path_buf(),
+        secs,
+    };
+    {
+        let mut cmd = Command::new("psql");
+        cmd.args(["-X", "-q", "-h"]).arg(&env.socket).args([
+            "-p",
+            &SOCKET_PORT.to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "postgres",
+            "-c",
+            "CREATE DATABASE bench",
+        ]);
+        run_measured(&mut cmd);
+    }
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "dsqlsh benchmark: {secs} s per timed phase, {cpus} CPUs, one local PostgreSQL server"
+    );
+    println!();
+
+    // 1. One-row inserts at c10.
+    reset_table(&env);
+    let (pg_tps, pg_p99) = pgbench(&env);
+    println!("pgbench -M prepared, 1-row INSERT, c10:  {pg_tps:>10.1} tps  p99 {pg_p99:.2} ms");
+    reset_table(&env);
+    let duration = format!("{secs}s");
+    let (st, _) = dsqlsh(
+        &env,
+        &[
+            "stress-test",
+            "--duration",
+            &duration,
+            "--concurrency",
+            "10",
+            "--json",
+        ],
+    );
+    let (st_tps, st_p99) = (
+        st["txn_per_s"].as_f64().unwrap(),
+        st["latency_ms"]["p99"].as_f64().unwrap(),
+    );
+    println!("dsqlsh stress, batch 1, c10:             {st_tps:>10.1} tps  p99 {st_p99:.2} ms");
+
+    // 2. Bulk load: \copy against large batches.
+    reset_table(&env);
+    let csv = env.dir.join("users.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        for i in 0..copy_rows {
+            writeln!(
+                f,
+                "{},Copy User {i},copy.{i}@example.com,user",
+                uuid::Uuid::new_v4()
+            )
+            .unwrap();
+        }
+    }
+    let t = Instant::now();
+    psql(
+        &env,
+        &format!(
+            "\\copy users (id, name, email, role) FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        ),
+    );
+    let copy_rps = copy_rows as f64 / t.elapsed().as_secs_f64();
+    println!("psql \\copy of {copy_rows} rows:             {copy_rps:>10.0} rows/s");
+    reset_table(&env);
+    let users = copy_rows.to_string();
+    let (bulk, _) = dsqlsh(
+        &env,
+        &[
+            "stress-test",
+            "--users",
+            &users,
+            "--batch",
+            "3000",
+            "--concurrency",
+            "4",
+            "--json",
+        ],
+    );
+    let bulk_rps = bulk["rows_per_s"].as_f64().unwrap();
+    println!("dsqlsh stress, batch 3000, c4:           {bulk_rps:>10.0} rows/s");
+
+    // 3. The same insert as a Rhai closure on 10 bench workers.
+    reset_table(&env);
+    let code = format!(
+        r#"to_json(bench(#{{ workers: 10, duration: "{secs}s", progress: false }}, |w| {{
+            execute("INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4)",
+                    [uuid(), "Bench User", `bench.${{w.worker}}.${{w.iteration}}@example.com`, "user"]);
+        }}))"#
+    );
+    let (bn, _) = dsqlsh(&env, &["eval", &code]);
+    let bench_tps = bn["txn_per_s"].as_f64().unwrap();
+    println!(
+        "dsqlsh bench closure, 10 workers:        {bench_tps:>10.1} tps  p99 {:.2} ms",
+        bn["latency_ms"]["p99"].as_f64().unwrap()
+    );
+
+    // 4. Memory does not grow with the number of rows.
+    reset_table(&env);
+    let (_, rss_small) = dsqlsh(
+        &env,
+        &[
+            "stress-test",
+            "--users",
+            "10000",
+            "--batch",
+            "1000",
+            "--concurrency",
+            "10",
+            "--json",
+        ],
+    );
+    reset_table(&env);
+    let (_, rss_large) = dsqlsh(
+        &env,
+        &[
+            "stress-test",
+            "--users",
+            "1000000",
+            "--batch",
+            "1000",
+            "--concurrency",
+            "10",
+            "--json",
+        ],
+    );
+    println!(
+        "peak RSS, stress 10k users:              {:>10.1} MiB",
+        rss_small as f64 / 1024.0
+    );
+    println!(
+        "peak RSS, stress 1M users:               {:>10.1} MiB",
+        rss_large as f64 / 1024.0
+    );
+
+    println!();
+    println!("{:<48} {:>8} {:>8}  {}", "ratio", "value", "target", "met");
+    let rows = [
+        (
+            "stress batch 1 tps / pgbench tps",
+            st_tps / pg_tps,
+            1.0,
+            st_tps / pg_tps >= 1.0,
+        ),
+        (
+            "stress p99 / pgbench p99 (lower is better)",
+            st_p99 / pg_p99,
+            1.0,
+            st_p99 <= pg_p99,
+        ),
+        (
+            "stress batch 3000 rows/s / \\copy rows/s",
+            bulk_rps / copy_rps,
+            1.0,
+            bulk_rps >= copy_rps,
+        ),
+        (
+            "bench closure tps / native stress tps",
+            bench_tps / st_tps,
+            0.9,
+            bench_tps / st_tps >= 0.9,
+        ),
+        (
+            "RSS 1M / RSS 10k",
+            rss_large as f64 / rss_small as f64,
+            1.5,
+            (rss_large as f64) < 1.5 * rss_small as f64,
+        ),
+        (
+            "RSS 1M in MiB (target < 64)",
+            rss_large as f64 / 1024.0,
+            64.0,
+            (rss_large as f64 / 1024.0) < 64.0,
+        ),
+    ];
+    for (name, value, target, met) in rows {
+        println!(
+            "{name:<48} {value:>8.2} {target:>8.2}  {}",
+            if met { "yes" } else { "NO" }
+        );
+    }
+    server.release().expect("stop PostgreSQL");
+}
