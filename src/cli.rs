@@ -7,6 +7,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::secret::Secret;
+
+/// A URL may carry a password: keep it out of every Debug print of the arguments.
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret::new(s))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "dsqlsh",
@@ -59,8 +66,8 @@ pub struct ConnectionArgs {
     pub profile: Option<String>,
 
     /// Plain PostgreSQL URL (password or trust auth, no IAM token) [env: DATABASE_URL]
-    #[arg(long = "database-url", global = true, value_name = "URL")]
-    pub database_url: Option<String>,
+    #[arg(long = "database-url", global = true, value_name = "URL", value_parser = parse_secret)]
+    pub database_url: Option<Secret>,
 
     /// Use the embedded default: a local PostgreSQL that dsqlsh starts itself [env: DSQLSH_LOCAL=1]
     #[arg(long, global = true)]

@@ -164,7 +164,11 @@ pub fn resolve(args: &ConnectionArgs, env: &dyn Env) -> Result<Config> {
     } else {
         None
     };
-    let url = pick(args.database_url.clone(), env, &["DATABASE_URL"]);
+    let url = pick(
+        args.database_url.as_ref().map(|u| u.expose().to_string()),
+        env,
+        &["DATABASE_URL"],
+    );
     let endpoint = pick(args.endpoint.clone(), env, &["DSQL_ENDPOINT", "DB_HOST"]);
 
     // The strongest source wins; on a tie, --local beats a URL beats an endpoint.
@@ -628,9 +632,10 @@ mod tests {
     #[test]
     fn bad_url_error_does_not_echo_the_url() {
         let args = ConnectionArgs {
-            database_url: Some("postgres://me:s3cret@host:notaport/db".into()),
+            database_url: Some(Secret::new("postgres://me:s3cret@host:notaport/db")),
             ..Default::default()
         };
+        assert!(!format!("{args:?}").contains("s3cret"));
         let err = resolve(&args, &env(&[])).unwrap_err().to_string();
         assert!(err.starts_with("invalid database URL"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");

@@ -482,7 +482,7 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
     for (k, v) in opts {
         match k.as_str() {
             "endpoint" => args.endpoint = Some(text(k, v)?),
-            "url" => args.database_url = Some(text(k, v)?),
+            "url" => args.database_url = Some(crate::secret::Secret::new(text(k, v)?)),
             "user" => args.user = Some(text(k, v)?),
             "database" => args.database = Some(text(k, v)?),
             "region" => args.region = Some(text(k, v)?),
