@@ -40,9 +40,14 @@ pub enum Error {
     /// The local PostgreSQL behind `--local`.
     #[error("local server: {0}")]
     Local(String),
-    /// Could not open a connection.
+    /// Could not open a connection; `sqlstate` is the server's (28P01 for a rejected token) or
+    /// 08001 for client-side failures.
     #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
+    Connect {
+        target: String,
+        message: String,
+        sqlstate: String,
+    },
     /// IAM token generation.
     #[error("token: {0}")]
     Auth(String),

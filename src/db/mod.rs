@@ -108,6 +108,19 @@ impl DsqlAuth {
         Ok(self.base.clone().password(token.expose()))
     }
 
+    /// The same token source for another pool. The token's age is tracked per pool: each pool
+    /// carries its own token in its connect options, so a refresh of one pool must not make
+    /// another pool's older token look fresh.
+    fn for_another_pool(&self) -> DsqlAuth {
+        DsqlAuth {
+            sdk: self.sdk.clone(),
+            spec: self.spec.clone(),
+            base: self.base.clone(),
+            issued: tokio::sync::Mutex::new(Instant::now()),
+            refresh_after: self.refresh_after,
+        }
+    }
+
     /// Replace the pool's token when it has aged past `refresh_after`.
     async fn refresh_if_stale(&self, pool: &PgPool) -> Result<()> {
         let mut issued = self.issued.lock().await;
@@ -221,11 +234,14 @@ impl Database {
     }
 
     /// A second pool on the same target with its own size (the stress engine sizes its pool to
-    /// its concurrency). Shares the token source and the local server.
+    /// its concurrency). Shares the credentials and the local server; keeps its own token.
     pub async fn sibling(&self, max_connections: u32) -> Result<Arc<Database>> {
-        let options = match &self.dsql {
-            Some(a) => a.options_with_fresh_token().await?,
-            None => (*self.pool.connect_options()).clone(),
+        let (options, dsql) = match &self.dsql {
+            Some(a) => {
+                let auth = Arc::new(a.for_another_pool());
+                (auth.options_with_fresh_token().await?, Some(auth))
+            }
+            None => ((*self.pool.connect_options()).clone(), None),
         };
         let settings = PoolSettings {
             max_connections,
@@ -235,7 +251,7 @@ impl Database {
             options,
             self.flavor,
             self.label.clone(),
-            self.dsql.clone(),
+            dsql,
             self.local.clone(),
             self.target.clone(),
             settings,
@@ -363,6 +379,7 @@ async fn first_connect(options: &PgConnectOptions, target: &Target) -> Result<()
                 let db = connect_failure(&label, e, target);
                 return Err(Error::Connect {
                     target: label,
+                    sqlstate: db.sqlstate,
                     message: db
                         .message
                         .split_once(": ")
@@ -383,18 +400,11 @@ fn is_waking_up(e: &sqlx::Error) -> bool {
 /// `cannot connect to <target>: `.
 fn connect_failure(label: &str, e: sqlx::Error, target: &Target) -> DbError {
     let reason = match &e {
-        sqlx::Error::Io(io) => error::io_reason(io),
-        sqlx::Error::Tls(t) => match target {
-            Target::Dsql(d) => format!(
-                "TLS verification of `{}` failed using {}: {t}",
-                d.endpoint,
-                match &d.ssl_root_cert {
-                    Some(p) => format!("the root certificate `{}`", p.display()),
-                    None => "the public webpki roots".into(),
-                }
-            ),
-            _ => format!("TLS error: {t}"),
+        sqlx::Error::Io(io) => match tls_handshake_error(io) {
+            Some(t) => tls_reason(target, t),
+            None => error::io_reason(io),
         },
+        sqlx::Error::Tls(t) => tls_reason(target, t),
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             match target {
@@ -407,10 +417,10 @@ fn connect_failure(label: &str, e: sqlx::Error, target: &Target) -> DbError {
                         "DbConnect"
                     };
                     format!(
-                        "authentication rejected for role `{}` with a {} token ({}); the IAM identity \
+                        "authentication rejected for role `{}` with {} token ({}); the IAM identity \
                          needs `dsql:{}` on this cluster{}",
                         d.user,
-                        if d.is_admin() { "admin" } else { "non-admin" },
+                        if d.is_admin() { "an admin" } else { "a non-admin" },
                         db.message(),
                         action,
                         if d.is_admin() { "" } else { ", and the role must be granted to it with AWS IAM GRANT" }
@@ -430,6 +440,26 @@ fn connect_failure(label: &str, e: sqlx::Error, target: &Target) -> DbError {
         sqlstate,
         message: format!("cannot connect to {label}: {reason}"),
         retryable: false,
+    }
+}
+
+/// A failed TLS handshake (bad certificate, alert from the server) reaches us from sqlx as an
+/// I/O error wrapping the rustls error, not as `sqlx::Error::Tls`.
+fn tls_handshake_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+fn tls_reason(target: &Target, t: &dyn std::fmt::Display) -> String {
+    match target {
+        Target::Dsql(d) => format!(
+            "TLS verification of `{}` failed using {}: {t}",
+            d.endpoint,
+            match &d.ssl_root_cert {
+                Some(p) => format!("the root certificate `{}`", p.display()),
+                None => "the public webpki roots".into(),
+            }
+        ),
+        _ => format!("TLS error: {t}"),
     }
 }
 

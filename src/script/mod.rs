@@ -201,8 +201,12 @@ pub fn host_error(e: Error) -> Box<EvalAltResult> {
             Position::NONE,
         )),
         Error::Database(d) => db_error(d),
-        Error::Connect { target, message } => db_error(DbError {
-            sqlstate: "08001".into(),
+        Error::Connect {
+            target,
+            message,
+            sqlstate,
+        } => db_error(DbError {
+            sqlstate,
             message: format!("cannot connect to {target}: {message}"),
             retryable: false,
         }),

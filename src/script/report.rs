@@ -28,10 +28,16 @@ pub fn message(e: &EvalAltResult) -> String {
         EvalAltResult::ErrorRuntime(value, _) => {
             if let Some(map) = value.read_lock::<Map>() {
                 if let (Some(code), Some(msg)) = (map.get("sqlstate"), map.get("message")) {
-                    let code = code.to_string();
-                    // Class 08 is about reaching the server, not about a statement.
-                    return if code.starts_with("08") {
-                        format!("{msg} (SQLSTATE {code})")
+                    let (code, msg) = (code.to_string(), msg.to_string());
+                    // Class 08, and any failure to connect (a rejected token is 28P01, a missing
+                    // database 3D000), is about reaching the server, not about a statement.
+                    return if code.starts_with("08") || msg.starts_with("cannot connect to ") {
+                        let tag = format!(" (SQLSTATE {code})");
+                        if msg.ends_with(&tag) {
+                            msg
+                        } else {
+                            format!("{msg}{tag}")
+                        }
                     } else {
                         format!("database error {code}: {msg}")
                     };
@@ -150,5 +156,32 @@ mod tests {
         assert_eq!(lines[1], "  --> t.rhai:2:12");
         assert_eq!(lines[3], " 2 | let b = a +;");
         assert_eq!(lines[4], "   |            ^");
+    }
+
+    #[test]
+    fn connect_failures_read_as_such_whatever_their_sqlstate() {
+        let cause = |sqlstate: &str, text: &str| {
+            message(&crate::script::db_error(crate::error::DbError {
+                sqlstate: sqlstate.into(),
+                message: text.into(),
+                retryable: false,
+            }))
+        };
+        assert_eq!(
+            cause("42P01", "relation \"x\" does not exist"),
+            "database error 42P01: relation \"x\" does not exist"
+        );
+        assert_eq!(
+            cause("08001", "cannot connect to h: connection refused"),
+            "cannot connect to h: connection refused (SQLSTATE 08001)"
+        );
+        assert_eq!(
+            cause("28P01", "cannot connect to h: authentication rejected"),
+            "cannot connect to h: authentication rejected (SQLSTATE 28P01)"
+        );
+        assert_eq!(
+            cause("3D000", "cannot connect to h: no database (SQLSTATE 3D000)"),
+            "cannot connect to h: no database (SQLSTATE 3D000)"
+        );
     }
 }

@@ -7,6 +7,8 @@
 mod support;
 
 mod cli;
+mod dsql;
+mod dsql_fixture;
 mod errors;
 mod examples;
 mod flows;
@@ -37,6 +39,19 @@ fn main() {
         cli::eval_prints_values,
         cli::args_are_typed,
         cli::exit_sets_the_status,
+        dsql::fixture_verifier_matches_every_vector,
+        dsql::fixture_requires_tls_and_sni,
+        dsql::fixture_rejects_forged_expired_and_wrong_action_tokens,
+        dsql::stress_over_tls_with_verified_tokens,
+        dsql::short_token_lifetime_long_run,
+        dsql::non_admin_role_connects_with_db_connect,
+        dsql::token_command_signs_for_region_and_role,
+        dsql::token_lifetime_is_validated,
+        dsql::error_no_aws_credentials,
+        dsql::error_region_missing_for_a_non_dsql_host,
+        dsql::error_auth_rejected_names_the_token_kind_and_action,
+        dsql::error_tls_failure_names_host_and_root,
+        dsql::nothing_printed_leaks_a_token_or_secret,
         errors::syntax_error,
         errors::wrong_argument_type,
         errors::unknown_bundled_script,
