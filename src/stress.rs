@@ -343,7 +343,7 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
             .into(),
         insert_many: format!(
             "INSERT INTO {q} (id, name, email, role) \
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[])"
+             SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])"
         )
         .into(),
         lookup: format!("SELECT count(*) FROM {q} WHERE id = ANY($1)").into(),
@@ -406,11 +406,11 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
 }
 
 /// One generated row: deterministic in (seed, row number) except for the id.
-struct RowData {
-    id: Uuid,
-    name: String,
-    email: String,
-    role: &'static str,
+pub struct RowData {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub role: &'static str,
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -420,21 +420,27 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn row_data(plan: &Plan, row: u64) -> RowData {
-    let h = splitmix(plan.seed ^ splitmix(row));
+/// The row `stress` inserts as number `row` of a run with this seed and tag. Public so that
+/// benchmarks can load the same data by other means (COPY) for a fair comparison.
+pub fn generated_row(seed: u64, tag: &str, row: u64) -> RowData {
+    let h = splitmix(seed ^ splitmix(row));
     let (first, last) = name_parts(h);
     let role = ROLES[(h >> 40) as usize % ROLES.len()];
     RowData {
-        id: Uuid::new_v4(),
+        // From the thread's RNG: a uuid per row without a getrandom syscall per row.
+        id: uuid::Builder::from_random_bytes(rand::random()).into_uuid(),
         email: format!(
-            "{}.{}.{row}.{}@example.com",
+            "{}.{}.{row}.{tag}@example.com",
             first.to_ascii_lowercase(),
             last.to_ascii_lowercase(),
-            plan.tag
         ),
         name: format!("{first} {last}"),
         role,
     }
+}
+
+fn row_data(plan: &Plan, row: u64) -> RowData {
+    generated_row(plan.seed, &plan.tag, row)
 }
 
 enum Attempt {

@@ -201,7 +201,10 @@ fn worker(
         w.insert("iteration".into(), Dynamic::from_int(iteration as i64));
         let w = Dynamic::from_map(w);
         let mut call = || f.call::<Dynamic>(&engine, ast, (w.clone(),));
-        let outcome = session.run_transaction(pool, plan.max_retries, &mut call);
+        // Closed loop: chain each COMMIT with the next BEGIN. On a schedule the connection
+        // would sit idle in a transaction between calls, so not then.
+        let chain = plan.rate.is_none();
+        let outcome = session.run_transaction(pool, plan.max_retries, chain, &mut call);
         tally
             .latency
             .saturating_record(intended.elapsed().as_micros().max(1) as u64);
