@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod flows;
 mod local;
+mod repl;
 mod transactions;
 mod values;
 
@@ -53,6 +54,15 @@ fn main() {
         local::two_processes_share_one_server,
         local::missing_binaries_name_the_package,
         local::status_and_stop,
+        repl::typed_entries_keep_their_state,
+        repl::tab_completes_function_names,
+        repl::ctrl_c_cancels_the_running_query,
+        repl::history_survives_a_restart,
+        repl::history_defaults_to_the_state_directory,
+        repl::piped_entries_print_results_only,
+        repl::piped_errors_continue_and_set_the_status,
+        repl::piped_interrupt_cancels_one_entry,
+        repl::run_shares_the_pool_and_session,
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
         transactions::nested_calls_in_every_mode,
