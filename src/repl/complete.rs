@@ -7,7 +7,7 @@
 //! `query("SELECT * FROM us`) come table and column names, elsewhere Rhai names. Reading the
 //! database and talking to rustyline live in `editor`.
 
-use super::input::Mode;
+use super::input::{self, Mode, Tail};
 
 /// Meta commands with a one-line description each (`.help` prints the same list).
 pub const META: &[(&str, &str)] = &[
@@ -119,7 +119,8 @@ pub fn complete(line: &str, pos: usize, mode: Mode, names: &Names) -> Need {
     if let Some(meta) = trimmed.strip_prefix('.') {
         return complete_meta(meta, lead + 1, names);
     }
-    let sql = trimmed.starts_with('\\') || mode == Mode::Sql || in_rhai_string(before);
+    let sql =
+        trimmed.starts_with('\\') || mode == Mode::Sql || input::rhai_tail(before) == Tail::String;
     let start = word_start(before);
     let word = &before[start..];
     if sql {
@@ -192,46 +193,6 @@ fn word_start(before: &str) -> usize {
         .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
         .last()
         .map_or(before.len(), |(i, _)| i)
-}
-
-/// Is the end of `code` inside a Rhai string literal ("..." or `...`)? Comments are skipped so
-/// a quote in a comment does not count.
-fn in_rhai_string(code: &str) -> bool {
-    let mut chars = code.chars().peekable();
-    let mut open: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match open {
-            Some(q) => {
-                if c == '\\' {
-                    chars.next();
-                } else if c == q {
-                    open = None;
-                }
-            }
-            None => match c {
-                '"' | '`' => open = Some(c),
-                '/' if chars.peek() == Some(&'/') => {
-                    for c in chars.by_ref() {
-                        if c == '\n' {
-                            break;
-                        }
-                    }
-                }
-                '/' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    let mut prev = ' ';
-                    for c in chars.by_ref() {
-                        if prev == '*' && c == '/' {
-                            break;
-                        }
-                        prev = c;
-                    }
-                }
-                _ => {}
-            },
-        }
-    }
-    open.is_some()
 }
 
 #[cfg(test)]

@@ -50,10 +50,73 @@ pub fn is_incomplete(engine: &Engine, text: &str, mode: Mode) -> bool {
         Kind::Blank | Kind::Meta(_) => false,
         Kind::Sql(sql) => sql_is_incomplete(sql),
         Kind::Rhai(code) => match engine.compile(code) {
-            Ok(_) => false,
+            // Rhai accepts a block comment left open at the end; a person has not finished it.
+            Ok(_) => rhai_tail(code) == Tail::Comment,
             Err(e) => ended_early(&e, code),
         },
     }
+}
+
+/// Where the end of some Rhai code is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Tail {
+    Code,
+    /// Inside a "..." or `...` string literal.
+    String,
+    /// Inside a (possibly nested) block comment.
+    Comment,
+}
+
+/// Scan Rhai code for the region its end is in: strings (with `\` escapes), character
+/// literals, `//` comments and nested `/* */` comments.
+pub fn rhai_tail(code: &str) -> Tail {
+    let mut chars = code.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '`' | '\'' => {
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    // An open character literal is a typo, not a place to complete into.
+                    return if c == '\'' { Tail::Code } else { Tail::String };
+                }
+            }
+            // A line comment that runs to the end leaves nothing open.
+            '/' if chars.peek() == Some(&'/') => {
+                chars.find(|d| *d == '\n');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut depth = 1;
+                let mut prev = ' ';
+                while depth > 0 {
+                    let Some(d) = chars.next() else {
+                        return Tail::Comment;
+                    };
+                    match (prev, d) {
+                        ('/', '*') => {
+                            depth += 1;
+                            prev = ' ';
+                        }
+                        ('*', '/') => {
+                            depth -= 1;
+                            prev = ' ';
+                        }
+                        _ => prev = d,
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Tail::Code
 }
 
 /// SQL is complete once everything after the last top-level `;` is whitespace or comments.
@@ -174,6 +237,8 @@ mod tests {
             "if x { 1 } else",
             "let s = `a\nb",
             "fn f(a) {",
+            "/* a comment\n  still open",
+            "let a = 1; /* outer /* inner */",
         ] {
             assert!(incomplete(open), "{open:?} should continue");
         }
@@ -185,6 +250,8 @@ mod tests {
             "let x = 5 let y = 6",
             "let = 5",
             "if x {\n 1\n}",
+            "/* done */ let a = \"/*\";",
+            "let c = '\"'; // \"",
             "",
         ] {
             assert!(!incomplete(done), "{done:?} should run (or fail) now");
@@ -203,6 +270,19 @@ mod tests {
         assert!(incomplete("SELECT 1; /* open", Mode::Sql));
         assert!(incomplete("SELECT 1; SELECT 2", Mode::Sql));
         assert!(!incomplete(".format json", Mode::Sql));
+    }
+
+    #[test]
+    fn where_rhai_code_ends() {
+        assert_eq!(rhai_tail("query(\"SELECT * FROM us"), Tail::String);
+        assert_eq!(rhai_tail("let s = `a\nb"), Tail::String);
+        assert_eq!(rhai_tail("let s = \"a\\\"b"), Tail::String);
+        assert_eq!(rhai_tail("let s = \"a\\\\\" + b"), Tail::Code);
+        assert_eq!(rhai_tail("query(\"a\") // \"us"), Tail::Code);
+        assert_eq!(rhai_tail("1 // c\n*2 + \"x"), Tail::String);
+        assert_eq!(rhai_tail("let q = '\"'; q"), Tail::Code);
+        assert_eq!(rhai_tail("/* /* */ \" "), Tail::Comment);
+        assert_eq!(rhai_tail("/* /* */ */ \"x"), Tail::String);
     }
 
     #[test]
