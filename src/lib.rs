@@ -19,7 +19,6 @@ pub mod rows;
 pub mod runtime;
 pub mod script;
 pub mod secret;
-#[allow(dead_code)] // split_statements and is_unterminated serve the REPL's SQL mode (issue 6).
 mod sql_lex;
 pub mod stats;
 pub mod stress;

@@ -106,6 +106,15 @@ impl Host {
         *self.exit_code.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Forget an `exit(n)` once it has been acted on: the REPL goes on after a `.run` script
+    /// exits, and later entries must not see that status.
+    pub fn take_exit_code(&self) -> Option<i32> {
+        self.exit_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
     /// Close every pool, then let the local server go (the last `Arc` drops it).
     pub fn shutdown(&self) {
         let opened: Vec<Arc<Database>> =

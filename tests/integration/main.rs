@@ -15,6 +15,7 @@ mod flows;
 mod local;
 mod stats;
 mod stress;
+mod repl;
 mod transactions;
 mod values;
 
@@ -80,6 +81,15 @@ fn main() {
         stress::thresholds_exit_3_and_say_which,
         stress::seed_lines_and_json_only,
         stress::bad_options_are_named,
+        repl::typed_entries_keep_their_state,
+        repl::tab_completes_function_names,
+        repl::ctrl_c_cancels_the_running_query,
+        repl::history_survives_a_restart,
+        repl::history_defaults_to_the_state_directory,
+        repl::piped_entries_print_results_only,
+        repl::piped_errors_continue_and_set_the_status,
+        repl::piped_interrupt_cancels_one_entry,
+        repl::run_shares_the_pool_and_session,
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
         transactions::nested_calls_in_every_mode,
