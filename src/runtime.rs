@@ -77,6 +77,17 @@ impl Runtime {
         Ok(Runtime { rt })
     }
 
+    /// A single-threaded runtime for one engine thread (a bench worker): its connections are
+    /// driven by the thread that waits on them, so a round trip costs no hand-off between a
+    /// reactor thread and the engine thread. Ctrl-C reaches it through the process-wide flag.
+    pub fn current_thread() -> Result<Runtime> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the async runtime: {e}")))?;
+        Ok(Runtime { rt })
+    }
+
     pub fn handle(&self) -> &tokio::runtime::Handle {
         self.rt.handle()
     }

@@ -309,79 +309,165 @@ pub async fn ensure_table(db: &Database, table: &Ident) -> Result<(), DbError> {
 pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     ensure_table(&db, &opts.table).await?;
     let live = Arc::new(Live::default());
+    let q = opts.table.quoted();
+    let statements = (
+        Arc::<str>::from(format!(
+            "INSERT INTO {q} (id, name, email, role) VALUES ($1, $2, $3, $4)"
+        )),
+        // Set-returning functions in the select list zip the arrays without materialising
+        // them in a tuplestore, as UNNEST(a, b, ...) in FROM would.
+        Arc::<str>::from(format!(
+            "INSERT INTO {q} (id, name, email, role) \
+             SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])"
+        )),
+        Arc::<str>::from(format!("SELECT count(*) FROM {q} WHERE id = ANY($1)")),
+    );
 
-    // Open every worker's connection first, at most DSQL_CONNECT_RATE per second on DSQL, so
-    // the measured run starts with warm connections.
-    let mut conns = Vec::with_capacity(opts.concurrency);
-    let mut waits = new_histogram();
+    // Workers run on a few threads, each with a single-threaded runtime of its own driving its
+    // workers' connections (pgbench's -j model): a round trip then wakes the thread that waits
+    // for it instead of passing through a shared reactor thread.
+    let threads = opts
+        .concurrency
+        .min(std::thread::available_parallelism().map_or(1, |n| n.get()));
     let spacing = if db.is_dsql() {
+        // Open connections at most DSQL_CONNECT_RATE per second.
         Duration::from_secs(1) / DSQL_CONNECT_RATE
     } else {
         Duration::ZERO
     };
-    let mut opening = tokio::task::JoinSet::new();
-    for k in 0..opts.concurrency {
-        let db = db.clone();
-        opening.spawn(async move {
-            tokio::time::sleep(spacing * k as u32).await;
-            let t = Instant::now();
-            let conn = db.acquire().await;
-            (conn, t.elapsed())
-        });
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Arc<Plan>>>(None);
+    for t in 0..threads {
+        let mine: Vec<usize> = (t..opts.concurrency).step_by(threads).collect();
+        let (db, live, ready_tx, done_tx, mut start_rx) = (
+            db.clone(),
+            live.clone(),
+            ready_tx.clone(),
+            done_tx.clone(),
+            start_rx.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("dsqlsh-stress-{t}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx
+                            .send(Err(crate::db::error::client_error("XX000", e.to_string())));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    // Open this thread's connections first, so the timed run starts warm.
+                    let opening = mine.iter().map(|&k| {
+                        let db = db.clone();
+                        async move {
+                            tokio::time::sleep(spacing * k as u32).await;
+                            let t = Instant::now();
+                            db.acquire().await.map(|c| (c, t.elapsed()))
+                        }
+                    });
+                    let mut waits = new_histogram();
+                    let mut conns = Vec::new();
+                    let mut failure = None;
+                    for opened in futures_util::future::join_all(opening).await {
+                        match opened {
+                            Ok((c, waited)) => {
+                                waits.saturating_record(waited.as_micros().max(1) as u64);
+                                conns.push(c);
+                            }
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                    if let Some(e) = failure {
+                        let _ = ready_tx.send(Err(e));
+                        for c in conns {
+                            let _ = c.close().await;
+                        }
+                        return;
+                    }
+                    let _ = ready_tx.send(Ok(waits));
+                    let plan = loop {
+                        if let Some(p) = start_rx.borrow_and_update().clone() {
+                            break Some(p);
+                        }
+                        if start_rx.changed().await.is_err() {
+                            break None;
+                        }
+                    };
+                    let Some(plan) = plan else {
+                        for c in conns {
+                            let _ = c.close().await;
+                        }
+                        return;
+                    };
+                    let runs = conns
+                        .into_iter()
+                        .map(|c| worker(db.clone(), plan.clone(), live.clone(), c));
+                    let tallies = futures_util::future::join_all(runs).await;
+                    let _ = done_tx.send(tallies);
+                });
+            })
+            .map_err(|e| crate::db::error::client_error("XX000", e.to_string()))?;
     }
-    while let Some(joined) = opening.join_next().await {
-        let (conn, waited) =
-            joined.map_err(|e| crate::db::error::client_error("XX000", e.to_string()))?;
-        waits.saturating_record(waited.as_micros().max(1) as u64);
-        conns.push(conn?);
-    }
+    drop((ready_tx, done_tx));
 
-    let q = opts.table.quoted();
+    let mut waits = new_histogram();
+    for _ in 0..threads {
+        match ready_rx.recv().await {
+            Some(Ok(h)) => waits.add(&h).expect("same bounds"),
+            Some(Err(e)) => return Err(e), // dropping start_tx releases the other threads
+            None => {
+                return Err(crate::db::error::client_error(
+                    "XX000",
+                    "a stress thread ended early",
+                ))
+            }
+        }
+    }
     let start = Instant::now();
     let plan = Arc::new(Plan {
-        insert_one: format!("INSERT INTO {q} (id, name, email, role) VALUES ($1, $2, $3, $4)")
-            .into(),
-        insert_many: format!(
-            "INSERT INTO {q} (id, name, email, role) \
-             SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])"
-        )
-        .into(),
-        lookup: format!("SELECT count(*) FROM {q} WHERE id = ANY($1)").into(),
+        insert_one: statements.0,
+        insert_many: statements.1,
+        lookup: statements.2,
         tag: format!("{:08x}", rand::random::<u32>()),
         seed: opts.seed.unwrap_or_else(rand::random),
         start,
         deadline: opts.duration.map(|d| start + d),
         opts,
     });
+    let _ = start_tx.send(Some(plan.clone()));
     let progress = plan
         .opts
         .progress
         .then(|| spawn_progress(plan.opts.users, plan.start, "rows", live.clone()));
 
-    let mut workers = tokio::task::JoinSet::new();
-    for conn in conns {
-        workers.spawn(worker(db.clone(), plan.clone(), live.clone(), conn));
-    }
     let mut results = Vec::new();
+    let mut finished = 0;
     let mut interrupted = false;
-    let mut abort_at: Option<tokio::time::Instant> = None;
-    loop {
+    let mut give_up_at: Option<tokio::time::Instant> = None;
+    while finished < threads {
         tokio::select! {
-            joined = workers.join_next() => match joined {
-                Some(Ok(r)) => results.push(r),
-                Some(Err(_)) => {} // aborted after an interrupt
+            tallies = done_rx.recv() => match tallies {
+                Some(t) => {
+                    results.extend(t);
+                    finished += 1;
+                }
                 None => break,
             },
             _ = crate::runtime::until_interrupted(), if !interrupted => {
                 interrupted = true;
                 live.stop.store(true, Ordering::SeqCst);
                 // Workers stop at their next transaction boundary; a stalled statement gets two
-                // seconds before its worker is abandoned.
-                abort_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                // seconds, then the report goes out without that thread's figures.
+                give_up_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
             }
-            _ = async { tokio::time::sleep_until(abort_at.expect("guarded")).await }, if abort_at.is_some() => {
-                workers.abort_all();
-                abort_at = None;
+            _ = async { tokio::time::sleep_until(give_up_at.expect("guarded")).await }, if give_up_at.is_some() => {
+                break;
             }
         }
     }
@@ -612,6 +698,8 @@ async fn worker(
             Err(e) => fail(&mut out, &live, n, e),
         }
     }
+    // Close here: the connection's socket belongs to this thread's runtime, which ends next.
+    let _ = conn.close().await;
     out
 }
 

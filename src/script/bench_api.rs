@@ -162,10 +162,16 @@ fn worker(
     plan: &Plan,
 ) -> Tally {
     let host = parent.host.clone();
-    let _enter = host.rt.enter();
-    let session = Session::with_default(host.clone(), pool.clone(), ast.clone());
-    let engine = super::engine(&session);
     let mut tally = Tally::new();
+    let session = match Session::for_worker(host.clone(), pool.clone(), ast.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tally.failure("script", &e.to_string());
+            return tally;
+        }
+    };
+    let _enter = session.rt().enter();
+    let engine = super::engine(&session);
     let limit = plan.iterations.unwrap_or(u64::MAX);
     loop {
         if live.stop.load(Ordering::Relaxed) || crate::runtime::interrupted() {
@@ -178,8 +184,8 @@ fn worker(
                 if plan.deadline.is_some_and(|d| at >= d) {
                     break;
                 }
-                if host
-                    .rt
+                if session
+                    .rt()
                     .block_on(tokio::time::sleep_until(at.into()))
                     .is_err()
                 {

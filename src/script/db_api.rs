@@ -100,8 +100,8 @@ impl Session {
                 if let Some(i) = stale {
                     conns.remove(i);
                 }
-                let (conn, backend_pid) = host
-                    .rt
+                let (conn, backend_pid) = self
+                    .rt()
                     .block_on(async {
                         let mut conn = db.acquire().await?;
                         // Remembered so Ctrl-C can cancel a running statement on the server.
@@ -126,7 +126,7 @@ impl Session {
             }
         };
         let held = &mut conns[idx];
-        let outcome = host.rt.block_on(f(&held.db, &mut held.conn));
+        let outcome = self.rt().block_on(f(&held.db, &mut held.conn));
         match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
@@ -192,20 +192,30 @@ impl Session {
             held.in_tx = false;
             held.failed = None;
             held.begun_ahead = false;
-            if !rollback(&self.host, &mut held.conn) {
+            if !rollback(self.rt(), &mut held.conn) {
                 let mut dead = conns.remove(i);
                 dead.conn.close_on_drop();
             }
         }
     }
 
-    /// Return every held connection to its pool (before the pools close).
+    /// Return every held connection to its pool (before the pools close). A session with a
+    /// runtime of its own closes them instead: their sockets belong to that runtime, which
+    /// ends with the session.
     pub fn release_connections(&self) {
         self.abandon_transaction();
         let held: Vec<Held> =
             std::mem::take(&mut *self.conns.lock().unwrap_or_else(|e| e.into_inner()));
-        let _enter = self.host.rt.enter();
-        drop(held);
+        if self.local_rt.is_some() {
+            self.rt().block_on_uninterruptible(async {
+                for h in held {
+                    let _ = h.conn.close().await;
+                }
+            });
+        } else {
+            let _enter = self.rt().enter();
+            drop(held);
+        }
     }
 
     /// `transaction(opts, || ...)`: run the closure between BEGIN and COMMIT on one connection,
@@ -238,7 +248,8 @@ impl Session {
         }
         let db = self.pick_db(db)?;
         let mut call = || body.call_within_context::<Dynamic>(ctx, ());
-        self.run_transaction(&db, retries as u32, false, &mut call).result
+        self.run_transaction(&db, retries as u32, false, &mut call)
+            .result
     }
 
     /// BEGIN, `body`, COMMIT on this session's connection to `db`; on a serialization
@@ -319,7 +330,7 @@ impl Session {
             }
             attempt += 1;
             let backoff = crate::db::error::backoff(attempt as i64);
-            if let Err(e) = self.host.rt.block_on(tokio::time::sleep(backoff)) {
+            if let Err(e) = self.rt().block_on(tokio::time::sleep(backoff)) {
                 return done(Err(host_error(e)), attempt);
             }
         }
@@ -423,9 +434,8 @@ fn cancel_backend(host: &Host, db: &Arc<Database>, pid: i32) {
 }
 
 /// ROLLBACK on a connection; false when the connection is unusable.
-pub(crate) fn rollback(host: &Host, conn: &mut PoolConnection<Postgres>) -> bool {
-    host.rt
-        .block_on_uninterruptible(async { conn.execute("ROLLBACK").await.is_ok() })
+pub(crate) fn rollback(rt: &crate::runtime::Runtime, conn: &mut PoolConnection<Postgres>) -> bool {
+    rt.block_on_uninterruptible(async { conn.execute("ROLLBACK").await.is_ok() })
 }
 
 /// `(conn?, sql, params?)` from the dynamic arguments of the query family.

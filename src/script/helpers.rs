@@ -124,8 +124,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                 "sleep: the duration must be a non-negative number of seconds",
             ));
         }
-        s.host
-            .rt
+        s.rt()
             .block_on(tokio::time::sleep(std::time::Duration::from_secs_f64(secs)))
             .map_err(host_error)
     });

@@ -138,6 +138,8 @@ pub struct Session {
     pub(crate) ast: Mutex<Option<Arc<AST>>>,
     /// Where calls without a connection go instead of the host's default (bench workers).
     pub(crate) default_db: Option<Arc<Database>>,
+    /// A runtime of this session's own (bench workers); the host's otherwise.
+    local_rt: Option<Runtime>,
 }
 
 impl Session {
@@ -147,17 +149,24 @@ impl Session {
             conns: Mutex::new(Vec::new()),
             ast: Mutex::new(None),
             default_db: None,
+            local_rt: None,
         })
     }
 
-    /// A session whose default connection is `db` (a bench worker on the bench's pool).
-    pub fn with_default(host: Arc<Host>, db: Arc<Database>, ast: Arc<AST>) -> Arc<Session> {
-        Arc::new(Session {
+    /// A bench worker's session: default connection `db`, and a runtime of its own.
+    pub fn for_worker(host: Arc<Host>, db: Arc<Database>, ast: Arc<AST>) -> Result<Arc<Session>> {
+        Ok(Arc::new(Session {
             host,
             conns: Mutex::new(Vec::new()),
             ast: Mutex::new(Some(ast)),
             default_db: Some(db),
-        })
+            local_rt: Some(Runtime::current_thread()?),
+        }))
+    }
+
+    /// The runtime this session's database calls run on.
+    pub fn rt(&self) -> &Runtime {
+        self.local_rt.as_ref().unwrap_or(&self.host.rt)
     }
 
     /// This session's default database, opening the host's on first use.

@@ -13,9 +13,9 @@ mod errors;
 mod examples;
 mod flows;
 mod local;
+mod repl;
 mod stats;
 mod stress;
-mod repl;
 mod transactions;
 mod values;
 
