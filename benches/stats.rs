@@ -121,7 +121,7 @@ fn main() {
             .1
             .lines()
             .filter_map(|l| l.trim().parse().ok())
-            .last()
+            .next_back()
             .unwrap_or(0)
     };
     let before = commits();
