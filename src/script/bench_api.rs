@@ -5,7 +5,9 @@
 //! evaluating the same compiled script: it calls the closure once per transaction, between
 //! BEGIN and COMMIT on its own connection from one pool shared by all workers, with the same
 //! conflict retries as `transaction()`. Captured variables are shared between workers, as
-//! closures share them in Rhai. `w` is `#{worker, iteration}`.
+//! closures share them in Rhai. `w` is `#{worker, iteration}`. With `autocommit: true` a call
+//! runs without BEGIN/COMMIT (each statement commits on its own), for single-statement
+//! workloads measured the way `stress` measures its inserts.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ struct Plan {
     iterations: Option<u64>,
     rate: Option<f64>,
     max_retries: u32,
+    /// Run calls without an enclosing transaction (see `autocommit_call`).
+    autocommit: bool,
     start: Instant,
     deadline: Option<Instant>,
 }
@@ -81,6 +85,12 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
             .map_err(|_| script_error(format!("{F}: `progress` must be true or false")))?,
     };
     let max_retries = opt_int(F, opts, "max_retries", 0, 1000)?.unwrap_or(10) as u32;
+    let autocommit = match opts.get("autocommit") {
+        None => false,
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| script_error(format!("{F}: `autocommit` must be true or false")))?,
+    };
     let ast = session
         .ast
         .lock()
@@ -102,6 +112,7 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
         iterations,
         rate,
         max_retries,
+        autocommit,
         start,
         deadline: duration.map(|d| start + d),
     };
@@ -149,6 +160,32 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
     map.insert("iterations".into(), map["users"].clone());
     map.remove("users");
     Ok(map)
+}
+
+/// `autocommit: true`: the call runs without BEGIN/COMMIT, each statement its own transaction
+/// (one round trip for a one-statement call instead of two). A serialization conflict re-runs
+/// the whole call, so only closures whose statements are independent should use it.
+fn autocommit_call(
+    session: &Session,
+    max_retries: u32,
+    call: &mut dyn FnMut() -> RhaiResult<Dynamic>,
+) -> super::db_api::TxOutcome {
+    let mut retries = 0;
+    loop {
+        let result = call();
+        let retry = match &result {
+            Err(e) => rhai_db_error(e).is_some_and(|d| d.retryable) && retries < max_retries,
+            Ok(_) => false,
+        };
+        if !retry {
+            return super::db_api::TxOutcome { result, retries };
+        }
+        retries += 1;
+        let pause = crate::db::error::backoff(retries as i64);
+        if session.rt().block_on(tokio::time::sleep(pause)).is_err() {
+            return super::db_api::TxOutcome { result, retries };
+        }
+    }
 }
 
 /// One worker: its own engine and session, one transaction per closure call.
@@ -207,10 +244,14 @@ fn worker(
         w.insert("iteration".into(), Dynamic::from_int(iteration as i64));
         let w = Dynamic::from_map(w);
         let mut call = || f.call::<Dynamic>(&engine, ast, (w.clone(),));
-        // Closed loop: chain each COMMIT with the next BEGIN. On a schedule the connection
-        // would sit idle in a transaction between calls, so not then.
-        let chain = plan.rate.is_none();
-        let outcome = session.run_transaction(pool, plan.max_retries, chain, &mut call);
+        let outcome = if plan.autocommit {
+            autocommit_call(&session, plan.max_retries, &mut call)
+        } else {
+            // Closed loop: chain each COMMIT with the next BEGIN. On a schedule the connection
+            // would sit idle in a transaction between calls, so not then.
+            let chain = plan.rate.is_none();
+            session.run_transaction(pool, plan.max_retries, chain, &mut call)
+        };
         tally
             .latency
             .saturating_record(intended.elapsed().as_micros().max(1) as u64);

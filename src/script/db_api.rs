@@ -31,7 +31,7 @@ pub const DEFAULT_TX_RETRIES: i64 = 5;
 pub struct Conn(pub Arc<Database>);
 
 /// What `run_transaction` did: the closure's value or the error, and how many retries it took.
-pub(crate) struct TxOutcome {
+pub struct TxOutcome {
     pub result: RhaiResult<Dynamic>,
     pub retries: u32,
 }
