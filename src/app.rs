@@ -26,11 +26,15 @@ pub fn execute(cli: Cli) -> Result<i32> {
         return eval(config, code);
     }
     match cli.command {
-        None => crate::repl::start(config, None, false),
+        None => crate::repl::start(config, cli.history_file, cli.no_history),
         Some(Command::Repl {
             history_file,
             no_history,
-        }) => crate::repl::start(config, history_file, no_history),
+        }) => crate::repl::start(
+            config,
+            history_file.or(cli.history_file),
+            no_history || cli.no_history,
+        ),
         Some(Command::Run { script, args }) => {
             let args = script::parse_args(&args)?;
             run_resolved(config, bundled::resolve(&script)?, args)
@@ -153,6 +157,9 @@ pub fn with_session(config: Config, f: impl FnOnce(&Arc<Session>) -> Result<()>)
         outcome
     };
     outcome?;
+    if host.load_interrupted() {
+        return Err(Error::Interrupted);
+    }
     if host.threshold_breached() {
         return Err(Error::Threshold(
             "a threshold was breached (see the report)".into(),

@@ -18,6 +18,8 @@ pub struct TokenSpec {
     pub region: String,
     pub admin: bool,
     pub expires_in: u64,
+    /// The credentials profile named by the user, for error messages.
+    pub profile: Option<String>,
 }
 
 impl TokenSpec {
@@ -80,18 +82,24 @@ pub fn resolve_request(
             region,
             admin,
             expires_in,
+            profile: profile.clone().or_else(|| env.first(&["AWS_PROFILE"])),
         },
         user,
         profile: profile.or_else(|| env.first(&["AWS_PROFILE"])),
     })
 }
 
-/// The standard AWS configuration (credential chain, profile) for `region`.
+/// The standard AWS configuration for `region`: the default credential chain, or, when a
+/// profile is named (--profile or AWS_PROFILE), that profile's credentials only, so that keys
+/// in the environment cannot silently stand in for the profile asked for.
 pub async fn load_sdk_config(profile: Option<&str>, region: &str) -> SdkConfig {
     let mut loader =
         aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_string()));
     if let Some(p) = profile {
-        loader = loader.profile_name(p);
+        let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name(p)
+            .build();
+        loader = loader.profile_name(p).credentials_provider(credentials);
     }
     loader.load().await
 }
@@ -112,11 +120,18 @@ pub async fn generate(sdk: &SdkConfig, spec: &TokenSpec) -> Result<Secret> {
     };
     token
         .map(|t| Secret::new(t.as_str()))
-        .map_err(|e| credentials_error(e.as_ref()))
+        .map_err(|e| credentials_error(e.as_ref(), spec.profile.as_deref()))
 }
 
 /// Explain a signing failure; almost always the credential chain found nothing.
-fn credentials_error(e: &(dyn std::error::Error + 'static)) -> Error {
+fn credentials_error(e: &(dyn std::error::Error + 'static), profile: Option<&str>) -> Error {
+    if let Some(p) = profile {
+        return Error::Auth(format!(
+            "no usable AWS credentials in profile `{p}` (named by --profile or `AWS_PROFILE`): \
+             check that it exists in ~/.aws/config or ~/.aws/credentials ({})",
+            chain(e)
+        ));
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(ce) = err.downcast_ref::<CredentialsError>() {
@@ -201,6 +216,7 @@ mod tests {
                 region: input["region"].as_str().unwrap().into(),
                 admin: input["action"] == "DbConnectAdmin",
                 expires_in: input["expires_in_secs"].as_u64().unwrap(),
+                profile: None,
             };
             let token = generate(&frozen_config(v), &spec).await.unwrap();
             assert_eq!(
@@ -224,6 +240,7 @@ mod tests {
             region: "us-east-1".into(),
             admin: true,
             expires_in: 900,
+            profile: None,
         };
         let err = generate(&sdk, &spec).await.unwrap_err().to_string();
         assert!(

@@ -27,12 +27,20 @@ fn parse_secret(s: &str) -> Result<Secret, String> {
                   from the environment or a .env file."
 )]
 pub struct Cli {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Connection options")]
     pub conn: ConnectionArgs,
 
     /// Evaluate CODE and print its value (same as `dsqlsh eval CODE`)
     #[arg(short = 'e', value_name = "CODE")]
     pub eval: Option<String>,
+
+    /// REPL history file, for `dsqlsh` without a command [default: <state dir>/dsqlsh/history]
+    #[arg(long = "history-file", value_name = "PATH")]
+    pub history_file: Option<PathBuf>,
+
+    /// Do not read or write a REPL history file
+    #[arg(long = "no-history")]
+    pub no_history: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -46,7 +54,7 @@ pub struct ConnectionArgs {
     pub endpoint: Option<String>,
 
     /// Port [env: DB_PORT] [default: 5432]
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true)]
     pub port: Option<u16>,
 
     /// Database role [env: DB_USER] [default: admin]
@@ -58,7 +66,7 @@ pub struct ConnectionArgs {
     pub database: Option<String>,
 
     /// AWS region (inferred from a DSQL endpoint when absent) [env: AWS_REGION, AWS_DEFAULT_REGION]
-    #[arg(long, global = true, value_name = "R")]
+    #[arg(long, global = true, value_name = "R", allow_negative_numbers = true)]
     pub region: Option<String>,
 
     /// AWS credentials profile [env: AWS_PROFILE]
@@ -133,17 +141,17 @@ pub enum Command {
     },
     /// List users (runs the bundled list_users script)
     ListUsers {
-        /// At most this many users
-        #[arg(long, value_name = "N")]
+        /// At most this many users [default: 1000]
+        #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
         limit: Option<i64>,
     },
     /// Add one user (runs add_user; prompts for missing fields only on a terminal)
     AddUser {
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         name: Option<String>,
         #[arg(long, value_name = "E")]
         email: Option<String>,
-        #[arg(long, value_name = "R")]
+        #[arg(long, value_name = "R", allow_negative_numbers = true)]
         role: Option<String>,
     },
     /// Drop, recreate and fill the users table (runs repopulate)
@@ -152,7 +160,7 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
         /// Number of users to insert [default: the 5 sample users]
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         count: Option<i64>,
     },
     /// Print the user statistics report (runs user_stats)
@@ -164,10 +172,10 @@ pub enum Command {
         #[arg(long, value_name = "ZONE")]
         tz: Option<String>,
         /// How many names and domains to list [default: 5]
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100))]
         top: Option<i64>,
         /// Days in the daily trend [default: 7]
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=366))]
         days: Option<i64>,
         /// Last day of the daily trend, YYYY-MM-DD [default: today]
         #[arg(long = "as-of", value_name = "DATE")]
@@ -217,37 +225,41 @@ pub struct TokenArgs {
 #[derive(Debug, Args)]
 pub struct StressArgs {
     /// Rows to insert [default: 1000]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..))]
     pub users: Option<i64>,
     /// Concurrent workers [default: 10]
-    #[arg(long, value_name = "C")]
+    #[arg(long, value_name = "C", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub concurrency: Option<i64>,
-    /// Rows per transaction [default: 1]
-    #[arg(long, value_name = "B")]
+    /// Rows per transaction [default: 1; at most 3000 on DSQL]
+    #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch: Option<i64>,
     /// Stop after this long (e.g. 30s, 5m)
     #[arg(long, value_name = "D")]
     pub duration: Option<String>,
     /// Start this many transactions per second (open model)
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Retries per transaction on a serialization conflict [default: 10]
-    #[arg(long = "max-retries", value_name = "N")]
+    #[arg(long = "max-retries", value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1000))]
     pub max_retries: Option<i64>,
     /// Seed for reproducible generated data
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub seed: Option<i64>,
     /// Table to insert into [default: users]
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
     /// Fail (exit 3) when p99 latency exceeds this many milliseconds
-    #[arg(long = "max-p99-ms", value_name = "MS")]
+    #[arg(long = "max-p99-ms", value_name = "MS", allow_negative_numbers = true)]
     pub max_p99_ms: Option<f64>,
     /// Fail (exit 3) when fewer rows per second are inserted
-    #[arg(long = "min-rows-per-s", value_name = "N")]
+    #[arg(
+        long = "min-rows-per-s",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub min_rows_per_s: Option<f64>,
-    /// Fail (exit 3) when more transactions fail
-    #[arg(long = "max-failed", value_name = "N")]
+    /// Fail (exit 3) when more rows fail
+    #[arg(long = "max-failed", value_name = "N", allow_negative_numbers = true)]
     pub max_failed: Option<i64>,
     /// Print only the JSON result object on stdout
     #[arg(long)]

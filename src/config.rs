@@ -24,6 +24,11 @@ pub const MAX_TOKEN_SECS: u64 = 604_800;
 pub trait Env {
     fn var(&self, key: &str) -> Option<String>;
 
+    /// Whether `key` came from the `.env` file rather than the real environment.
+    fn set_by_dotenv(&self, _key: &str) -> bool {
+        false
+    }
+
     /// The first of `keys` that is set to a non-empty value.
     fn first(&self, keys: &[&str]) -> Option<String> {
         keys.iter()
@@ -33,14 +38,23 @@ pub trait Env {
 
 pub struct ProcessEnv;
 
+/// Keys that `load_env_file` put into the environment.
+static DOTENV_KEYS: std::sync::OnceLock<std::collections::HashSet<String>> =
+    std::sync::OnceLock::new();
+
 impl Env for ProcessEnv {
     fn var(&self, key: &str) -> Option<String> {
         std::env::var(key).ok()
     }
+
+    fn set_by_dotenv(&self, key: &str) -> bool {
+        DOTENV_KEYS.get().is_some_and(|k| k.contains(key))
+    }
 }
 
 /// Load `path` (or `./.env` when it exists) into the process environment, never overriding a
-/// variable that is already set. Must run before any thread is started.
+/// variable that is already set, and remember which keys it set: a target named in the real
+/// environment beats one named only in `.env`. Must run before any thread is started.
 pub fn load_env_file(path: Option<&Path>) -> Result<()> {
     let (path, required) = match path {
         Some(p) => (p.to_path_buf(), true),
@@ -53,12 +67,15 @@ pub fn load_env_file(path: Option<&Path>) -> Result<()> {
         dotenvy::Error::Io(io) => Error::io(path.display(), io),
         other => Error::Config(format!("`{}`: {other}", path.display())),
     })?;
+    let mut set = std::collections::HashSet::new();
     for item in iter {
         let (key, value) = item.map_err(|e| Error::Config(format!("`{}`: {e}", path.display())))?;
         if std::env::var_os(&key).is_none() {
-            std::env::set_var(key, value);
+            std::env::set_var(&key, value);
+            set.insert(key);
         }
     }
+    let _ = DOTENV_KEYS.set(set);
     Ok(())
 }
 
@@ -74,7 +91,10 @@ impl Target {
     /// A short description for messages; never contains a secret.
     pub fn label(&self) -> String {
         match self {
-            Target::Dsql(d) => format!("DSQL endpoint `{}`", d.endpoint),
+            Target::Dsql(d) => match d.connect_addr {
+                Some(addr) => format!("DSQL endpoint `{}` (via {addr})", d.endpoint),
+                None => format!("DSQL endpoint `{}`", d.endpoint),
+            },
             Target::Postgres(p) => format!("PostgreSQL {}", p.label),
             Target::Local(l) => format!("the local server in `{}`", l.dir.display()),
         }
@@ -151,8 +171,17 @@ pub fn no_database_error() -> Error {
 /// How strongly a setting was given; a higher level wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
-    Env = 1,
-    Flag = 2,
+    DotEnv = 1,
+    Env = 2,
+    Flag = 3,
+}
+
+fn env_level(env: &dyn Env, key: &str) -> Level {
+    if env.set_by_dotenv(key) {
+        Level::DotEnv
+    } else {
+        Level::Env
+    }
 }
 
 /// Resolve flags and environment into a `Config`.
@@ -160,7 +189,7 @@ pub fn resolve(args: &ConnectionArgs, env: &dyn Env) -> Result<Config> {
     let local = if args.local {
         Some(Level::Flag)
     } else if env.var("DSQLSH_LOCAL").is_some_and(|v| truthy(&v)) {
-        Some(Level::Env)
+        Some(env_level(env, "DSQLSH_LOCAL"))
     } else {
         None
     };
@@ -217,10 +246,17 @@ pub fn resolve(args: &ConnectionArgs, env: &dyn Env) -> Result<Config> {
 }
 
 fn pick(flag: Option<String>, env: &dyn Env, keys: &[&str]) -> Option<(String, Level)> {
-    match flag {
-        Some(v) => Some((v, Level::Flag)),
-        None => env.first(keys).map(|v| (v, Level::Env)),
+    if let Some(v) = flag {
+        return Some((v, Level::Flag));
     }
+    // The first key set in the real environment, else the first from .env.
+    let set: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| env.var(k).is_some_and(|v| !v.trim().is_empty()))
+        .collect();
+    let key = set.iter().find(|k| !env.set_by_dotenv(k)).or(set.first())?;
+    env.var(key).map(|v| (v, env_level(env, key)))
 }
 
 fn truthy(v: &str) -> bool {
@@ -627,6 +663,46 @@ mod tests {
         ]);
         let c = resolve(&ConnectionArgs::default(), &both).unwrap();
         assert!(matches!(c.target, Some(Target::Local(ref l)) if l.dir == Path::new("/tmp/y")));
+    }
+
+    struct DotEnv(HashMap<&'static str, (&'static str, bool)>);
+
+    impl Env for DotEnv {
+        fn var(&self, key: &str) -> Option<String> {
+            self.0.get(key).map(|v| v.0.to_string())
+        }
+        fn set_by_dotenv(&self, key: &str) -> bool {
+            self.0.get(key).is_some_and(|v| v.1)
+        }
+    }
+
+    #[test]
+    fn real_environment_beats_dotenv_across_target_kinds() {
+        let env = DotEnv(
+            [
+                ("DSQLSH_LOCAL", ("1", true)),
+                ("DSQLSH_LOCAL_DIR", ("/tmp/l", true)),
+                ("DATABASE_URL", ("postgres://u@real/db", false)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let c = resolve(&ConnectionArgs::default(), &env).unwrap();
+        assert!(
+            matches!(c.target, Some(Target::Postgres(ref p)) if p.options.get_host() == "real")
+        );
+        let env = DotEnv(
+            [
+                ("DATABASE_URL", ("postgres://u@dotenv/db", true)),
+                ("DB_HOST", ("realhost", false)),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let c = resolve(&ConnectionArgs::default(), &env).unwrap();
+        assert!(
+            matches!(c.target, Some(Target::Postgres(ref p)) if p.options.get_host() == "realhost")
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-/// Exit statuses (PRODUCT.md §5).
+/// Exit statuses (PRODUCT.md §5). An interrupt exits 128 + the signal: 130 for Ctrl-C
+/// (EXIT_INTERRUPTED), 143 for SIGTERM.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -79,7 +80,7 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::Threshold(_) => EXIT_THRESHOLD,
-            Error::Interrupted => EXIT_INTERRUPTED,
+            Error::Interrupted => crate::runtime::interrupted_status(),
             Error::Exit(code) => *code,
             _ => EXIT_RUNTIME,
         }

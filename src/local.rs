@@ -117,13 +117,16 @@ impl Binaries {
                 Binaries { bin_dir: real }
             })
             .ok_or_else(|| {
-                Error::Local(
+                let place = match std::env::var_os("DSQLSH_PG_BIN") {
+                    Some(d) => format!("in `{}` (DSQLSH_PG_BIN)", PathBuf::from(d).display()),
+                    None => "on PATH or under /usr/lib/postgresql".to_string(),
+                };
+                Error::Local(format!(
                     "the PostgreSQL server binaries (`initdb`, `pg_ctl`, `postgres`) were not found \
-                     on PATH or under /usr/lib/postgresql; install the PostgreSQL server package \
-                     (Debian/Ubuntu: `apt install postgresql`, Fedora/RHEL: `dnf install \
-                     postgresql-server`, macOS: `brew install postgresql@16`)"
-                        .into(),
-                )
+                     {place}; install the PostgreSQL server package (Debian/Ubuntu: `apt install \
+                     postgresql`, Fedora/RHEL: `dnf install postgresql-server`, macOS: `brew install \
+                     postgresql@16`)"
+                ))
             })
     }
 
@@ -594,10 +597,19 @@ pub fn status(dir: &Path) -> Result<String> {
         // SAFETY: kill with signal 0 only checks that the process exists.
         .filter(|&pid| unsafe { libc::kill(pid, 0) } == 0);
     match pid {
-        Some(pid) => out.push_str(&format!(
-            "status:    running (pid {pid}), socket {}\n",
-            layout.run().display()
-        )),
+        Some(pid) => {
+            // Every dsqlsh process using the server holds a shared lock on `users`.
+            let in_use = FileLock::try_exclusive(&layout.users())?.is_none();
+            out.push_str(&format!(
+                "status:    running (pid {pid}), socket {}, {}\n",
+                layout.run().display(),
+                if in_use {
+                    "in use by a dsqlsh process"
+                } else {
+                    "not in use (left behind by a killed process; `dsqlsh local stop` stops it)"
+                }
+            ))
+        }
         None => out.push_str("status:    stopped\n"),
     }
     Ok(out)
@@ -618,6 +630,12 @@ pub fn stop(dir: &Path) -> Result<bool> {
     };
     if !server.is_running() {
         return Ok(false);
+    }
+    if FileLock::try_exclusive(&server.layout.users())?.is_none() {
+        eprintln!(
+            "dsqlsh: warning: a dsqlsh process is still using this server; stopping it anyway \
+             (that process will lose its connections)"
+        );
     }
     server.stop_server()?;
     Ok(true)

@@ -21,6 +21,13 @@ use crate::error::{Error, Result};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static SIGNALS: AtomicU32 = AtomicU32::new(0);
+/// The last signal received (SIGINT 2 or SIGTERM 15), for the exit status 128 + n.
+static LAST_SIGNAL: AtomicU32 = AtomicU32::new(2);
+
+/// The exit status for an interrupted run: 130 for Ctrl-C, 143 for SIGTERM.
+pub fn interrupted_status() -> i32 {
+    128 + LAST_SIGNAL.load(Ordering::SeqCst) as i32
+}
 
 fn notify() -> &'static Notify {
     static N: OnceLock<Notify> = OnceLock::new();
@@ -42,6 +49,12 @@ pub fn interrupt() {
 pub fn reset_interrupt() {
     INTERRUPTED.store(false, Ordering::SeqCst);
     SIGNALS.store(0, Ordering::SeqCst);
+}
+
+/// A load run that stopped early on Ctrl-C clears the flag so the script can print its report;
+/// the signal count is kept, so pressing Ctrl-C twice more still ends the process.
+pub fn clear_interrupt_for_report() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
 }
 
 /// Resolves once `interrupt()` has been called.
@@ -126,13 +139,14 @@ async fn listen_for_signals() {
         return;
     };
     loop {
-        tokio::select! {
-            _ = int.recv() => {},
-            _ = term.recv() => {},
-        }
+        let signo = tokio::select! {
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+        };
+        LAST_SIGNAL.store(signo as u32, Ordering::SeqCst);
         // A third signal while cleanup still runs means the user really wants out.
         if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 2 {
-            std::process::exit(crate::error::EXIT_INTERRUPTED);
+            std::process::exit(interrupted_status());
         }
         interrupt();
     }

@@ -351,6 +351,7 @@ async fn dsql_auth(d: &DsqlTarget, settings: &PoolSettings) -> Result<DsqlAuth> 
             region: d.region.clone(),
             admin: d.is_admin(),
             expires_in,
+            profile: d.profile.clone(),
         },
         base,
         issued: tokio::sync::Mutex::new(Instant::now()),

@@ -77,6 +77,17 @@ fn piped(repl: &mut Repl) -> i32 {
             }
         };
         buffer.push_str(&line);
+        if !more
+            && !buffer.trim().is_empty()
+            && input::is_incomplete(&repl.engine, &buffer, repl.mode())
+        {
+            // Input ended inside an entry: say so, rather than report what the parser makes
+            // of a block that was cut off.
+            let first = buffer.trim_start().lines().next().unwrap_or("").trim();
+            eprintln!("error: input ended in the middle of an entry (it starts `{first}`)");
+            failed = true;
+            break;
+        }
         let complete = !more || !input::is_incomplete(&repl.engine, &buffer, repl.mode());
         if complete && !buffer.trim().is_empty() {
             let entry = std::mem::take(&mut buffer);

@@ -155,6 +155,9 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
     if !report.breaches.is_empty() {
         host.set_threshold_breached();
     }
+    if interrupted {
+        host.load_interrupted_now();
+    }
     let mut map = report_map(&report);
     map.insert("workers".into(), Dynamic::from_int(workers as i64));
     map.insert("iterations".into(), map["users"].clone());

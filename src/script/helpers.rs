@@ -116,9 +116,10 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             .map_err(|e| script_error(format!("parse_json: {e}")))
     });
 
+    // Rhai has a built-in `sleep` that blocks the thread and ignores Ctrl-C; these, registered
+    // for the exact types, shadow it with one that Ctrl-C and SIGTERM interrupt.
     let s = session.clone();
-    engine.register_fn("sleep", move |secs: Dynamic| -> RhaiResult<()> {
-        let secs = number(&secs, "sleep: the duration")?;
+    let sleep = move |secs: f64| -> RhaiResult<()> {
         if !(secs >= 0.0 && secs.is_finite()) {
             return Err(script_error(
                 "sleep: the duration must be a non-negative number of seconds",
@@ -127,12 +128,22 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         s.rt()
             .block_on(tokio::time::sleep(std::time::Duration::from_secs_f64(secs)))
             .map_err(host_error)
-    });
+    };
+    let sleep_int = sleep.clone();
+    engine.register_fn("sleep", move |secs: i64| sleep_int(secs as f64));
+    engine.register_fn("sleep", sleep);
 
     // Rhai's own exit() ends evaluation with a value; this one also sets the exit status.
     let s = session.clone();
     engine.register_fn("exit", move |code: i64| -> RhaiResult<()> {
-        s.host.set_exit_code(code.clamp(0, 255) as i32);
+        // Exit statuses are 0..=255; anything else (exit(-1) included) still means failure.
+        let status = if (0..=255).contains(&code) {
+            code as i32
+        } else {
+            eprintln!("dsqlsh: exit({code}): an exit status is 0 to 255; exiting with 1");
+            1
+        };
+        s.host.set_exit_code(status);
         Err(Box::new(EvalAltResult::Exit(
             Dynamic::from_int(code),
             Position::NONE,

@@ -36,6 +36,9 @@ pub struct Host {
     exit_code: Mutex<Option<i32>>,
     /// A stress or bench run breached one of its thresholds: exit 3 unless the script exits.
     threshold_breached: std::sync::atomic::AtomicBool,
+    /// A stress or bench run was cut short by Ctrl-C; the script printed its report, and the
+    /// process still exits as interrupted.
+    load_interrupted: std::sync::atomic::AtomicBool,
 }
 
 impl Host {
@@ -47,6 +50,7 @@ impl Host {
             opened: Mutex::new(Vec::new()),
             exit_code: Mutex::new(None),
             threshold_breached: std::sync::atomic::AtomicBool::new(false),
+            load_interrupted: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -95,6 +99,18 @@ impl Host {
     pub fn set_threshold_breached(&self) {
         self.threshold_breached
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// A load run stopped on Ctrl-C: let the script go on to print the partial report.
+    pub fn load_interrupted_now(&self) {
+        self.load_interrupted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        crate::runtime::clear_interrupt_for_report();
+    }
+
+    pub fn load_interrupted(&self) -> bool {
+        self.load_interrupted
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn threshold_breached(&self) -> bool {
@@ -344,6 +360,12 @@ pub fn parse_args(pairs: &[String]) -> Result<Map> {
 }
 
 pub fn typed_value(value: &str) -> Dynamic {
+    // `007` or `-01` is an identifier or a code, not a number: leading zeros stay a string.
+    let digits = value.trim_start_matches(['-', '+']);
+    let leading_zero = digits.len() > 1 && digits.starts_with('0') && !digits.starts_with("0.");
+    if leading_zero {
+        return Dynamic::from(value.to_string());
+    }
     if let Ok(i) = value.parse::<i64>() {
         return Dynamic::from_int(i);
     }
@@ -378,6 +400,8 @@ mod tests {
             "e=1e3".into(),
             "neg=-4".into(),
             "nan=nan".into(),
+            "zip=01234".into(),
+            "zero=0".into(),
             "eq=a=b".into(),
         ])
         .unwrap();
@@ -389,6 +413,8 @@ mod tests {
         assert_eq!(m["e"].as_float().unwrap(), 1000.0);
         assert_eq!(m["neg"].as_int().unwrap(), -4);
         assert_eq!(m["nan"].clone().into_string().unwrap(), "nan");
+        assert_eq!(m["zip"].clone().into_string().unwrap(), "01234");
+        assert_eq!(m["zero"].as_int().unwrap(), 0);
         assert_eq!(m["eq"].clone().into_string().unwrap(), "a=b");
         assert_eq!(
             parse_args(&["users".into()]).unwrap_err().to_string(),

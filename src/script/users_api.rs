@@ -400,6 +400,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         if thresholds_set && !report.breaches.is_empty() {
             s.host.set_threshold_breached();
         }
+        if report.interrupted {
+            s.host.load_interrupted_now();
+        }
         Ok(report_map(&report))
     };
     engine.register_fn("stress", move |opts: Map| stress_fn(opts));

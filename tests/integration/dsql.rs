@@ -116,6 +116,7 @@ fn make_token(host: &str, secret: &str, admin: bool, at: SystemTime, expires_in:
             region: REGION.into(),
             admin,
             expires_in,
+            profile: None,
         };
         dsqlsh::auth::generate(&sdk, &spec)
             .await
@@ -775,9 +776,10 @@ pub fn error_auth_rejected_names_the_token_kind_and_action() {
     assert_fails_with(
         &out,
         &format!(
-            "error: cannot connect to DSQL endpoint `{HOST}`: authentication rejected for role \
+            "error: cannot connect to DSQL endpoint `{HOST}` (via {}): authentication rejected for role \
              `admin` with an admin token ({ACCESS_DENIED}); the IAM identity needs \
-             `dsql:DbConnectAdmin` on this cluster (SQLSTATE 28P01)"
+             `dsql:DbConnectAdmin` on this cluster (SQLSTATE 28P01)",
+            fx.addr()
         ),
     );
 
@@ -789,10 +791,11 @@ pub fn error_auth_rejected_names_the_token_kind_and_action() {
     assert_fails_with(
         &out,
         &format!(
-            "error: cannot connect to DSQL endpoint `{HOST}`: authentication rejected for role \
+            "error: cannot connect to DSQL endpoint `{HOST}` (via {}): authentication rejected for role \
              `reporter` with a non-admin token ({ACCESS_DENIED}); the IAM identity needs \
              `dsql:DbConnect` on this cluster, and the role must be granted to it with AWS IAM \
-             GRANT (SQLSTATE 28P01)"
+             GRANT (SQLSTATE 28P01)",
+            fx.addr()
         ),
     );
 
@@ -836,9 +839,10 @@ pub fn error_tls_failure_names_host_and_root() {
     assert_fails_with(
         &out,
         &format!(
-            "error: cannot connect to DSQL endpoint `{HOST}`: TLS verification of `{HOST}` failed \
+            "error: cannot connect to DSQL endpoint `{HOST}` (via {}): TLS verification of `{HOST}` failed \
              using the root certificate `{}`: invalid peer certificate: UnknownIssuer \
              (SQLSTATE 08001)",
+            fx.addr(),
             other_ca.display()
         ),
     );

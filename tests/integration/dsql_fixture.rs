@@ -541,6 +541,11 @@ impl Fixture {
         &self.ca_path
     }
 
+    /// The address dsqlsh dials (`--connect-addr`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// Connection flags that make dsqlsh treat the fixture as the cluster.
     pub fn flags(&self, database: &str) -> Vec<String> {
         vec![

@@ -184,7 +184,7 @@ pub fn add_user_from_flags_and_refuses_to_prompt() {
     assert_eq!(out.code, 2);
     assert_eq!(
         out.stderr,
-        "add_user: missing [\"--email\"] and stdin is not a terminal to ask on\n"
+        "add_user: missing --email, and stdin is not a terminal to ask on\n"
     );
 
     let dup = dsqlsh()

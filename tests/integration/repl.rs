@@ -325,7 +325,7 @@ pub fn piped_errors_continue_and_set_the_status() {
          error: database error 42703: column \"nosuch\" does not exist\n\
          error: Division by zero: 1 / 0 (in `f` called at line 1)\n  --> <repl, fn f>:2:5\n   |\n 2 |   x / 0\n   |     ^\n\
          error: unknown command `.nosuch` (`.help` lists the commands)\n\
-         error: syntax error: Expecting '}' to terminate this block\n  --> <repl>:1:7\n   |\n 1 | if a {\n   |       ^\n"
+         error: input ended in the middle of an entry (it starts `if a {`)\n"
     );
     let out = piped(&db, "1 + 1\n.quit\n2 + 2\n");
     assert_eq!((out.ok(), out.code), ("2\n", 0));

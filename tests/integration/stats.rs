@@ -233,11 +233,23 @@ pub fn bad_zone_and_options_are_named() {
     );
     let out = dsqlsh()
         .args(db.flags())
-        .args(["user-stats", "--top", "0"])
+        .args(["run", "user_stats", "top=0"])
         .run();
     assert_eq!(
         (out.code, out.first_err_line()),
         (1, "error: stats: `top` must be from 1 to 100, got 0")
+    );
+    // The command-line form is checked by the argument parser: a usage error.
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["user-stats", "--top", "-1"])
+        .run();
+    assert_eq!(
+        (out.code, out.first_err_line()),
+        (
+            2,
+            "error: invalid value '-1' for '--top <N>': -1 is not in 1..=100"
+        )
     );
     let out = dsqlsh()
         .args(db.flags())

@@ -242,7 +242,7 @@ pub fn seed_lines_and_json_only() {
 pub fn bad_options_are_named() {
     let db = TestDb::new("stress_bad");
     for (args, first) in [
-        (vec!["stress-test", "--users", "0"], "error: stress: `users` must be an integer from 1 to 9223372036854775807, got 0"),
+        (vec!["run", "stress", "users=0"], "error: stress: `users` must be an integer from 1 to 9223372036854775807, got 0"),
         (vec!["stress-test", "--duration", "soon"], "error: stress: `duration`: `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
         (vec!["stress-test", "--table", "users; DROP TABLE x"], "error: stress: invalid table name `users; DROP TABLE x`: use letters, digits and `_` (optionally `schema.table`)"),
         (vec!["stress-test", "--rate", "0"], "error: stress: `rate` must be a positive number of transactions per second"),
@@ -251,4 +251,16 @@ pub fn bad_options_are_named() {
         out.no_panic();
         assert_eq!((out.code, out.first_err_line()), (1, first), "{args:?}");
     }
+    // Flags of stress-test are range-checked by the argument parser: usage errors, exit 2.
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["stress-test", "--users", "0"])
+        .run();
+    assert_eq!(
+        (out.code, out.first_err_line()),
+        (
+            2,
+            "error: invalid value '0' for '--users <N>': 0 is not in 1..9223372036854775807"
+        )
+    );
 }
