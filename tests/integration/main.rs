@@ -81,6 +81,7 @@ fn main() {
         stress::thresholds_exit_3_and_say_which,
         stress::seed_lines_and_json_only,
         stress::bad_options_are_named,
+        stress::interrupt_still_reports,
         repl::typed_entries_keep_their_state,
         repl::tab_completes_function_names,
         repl::ctrl_c_cancels_the_running_query,

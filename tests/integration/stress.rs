@@ -264,3 +264,48 @@ pub fn bad_options_are_named() {
         )
     );
 }
+
+/// Ctrl-C during a run: the workers stop at a transaction boundary, the report still comes
+/// out (marked interrupted, with exactly the rows that were committed), and the exit is 130.
+pub fn interrupt_still_reports() {
+    let db = TestDb::new("stress_interrupt");
+    dsqlsh()
+        .args(db.flags())
+        .args(["repopulate", "--yes"])
+        .run()
+        .ok();
+    let child = std::process::Command::new(crate::support::bin())
+        .args(db.flags())
+        .args([
+            "stress-test",
+            "--duration",
+            "30s",
+            "--rate",
+            "50",
+            "--concurrency",
+            "2",
+            "--json",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    // SAFETY: kill(2) on the pid of a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "it stops promptly"
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report is printed");
+    assert_eq!(v["interrupted"], true);
+    let ok = v["succeeded"].as_u64().unwrap();
+    assert!(ok > 0 && ok < 1500, "{v}");
+    assert_eq!(db.scalar("SELECT count(*) - 5 FROM users"), ok.to_string());
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with("dsqlsh: interrupted\n"));
+}
