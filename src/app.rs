@@ -157,6 +157,12 @@ pub fn with_session(config: Config, f: impl FnOnce(&Arc<Session>) -> Result<()>)
         outcome
     };
     outcome?;
+    if let Some(why) = output::write_failure() {
+        return Err(Error::Io {
+            path: "standard output".into(),
+            source: std::io::Error::other(why),
+        });
+    }
     if host.load_interrupted() {
         return Err(Error::Interrupted);
     }

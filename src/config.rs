@@ -88,6 +88,25 @@ pub enum Target {
 }
 
 impl Target {
+    /// What makes two targets the same server, role and database (for reusing a pool).
+    pub fn identity(&self) -> String {
+        match self {
+            Target::Dsql(d) => format!(
+                "dsql|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+                d.endpoint,
+                d.port,
+                d.user,
+                d.database,
+                d.region,
+                d.profile,
+                d.connect_addr,
+                d.token_expires_in
+            ),
+            Target::Postgres(p) => format!("pg|{}", p.label),
+            Target::Local(l) => format!("local|{}|{}|{}", l.dir.display(), l.user, l.database),
+        }
+    }
+
     /// A short description for messages; never contains a secret.
     pub fn label(&self) -> String {
         match self {

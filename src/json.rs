@@ -9,6 +9,17 @@ use rhai::{Array, Dynamic, Map};
 use serde_json::Value;
 
 pub fn to_json(value: &Dynamic) -> Value {
+    to_json_at(value, 0)
+}
+
+/// Nesting deeper than this is written as a string instead of recursing further: a value built
+/// 10,000 levels deep would otherwise overflow the stack.
+const MAX_DEPTH: usize = 512;
+
+fn to_json_at(value: &Dynamic, depth: usize) -> Value {
+    if depth >= MAX_DEPTH {
+        return Value::String("<nested too deeply>".into());
+    }
     if value.is_unit() {
         return Value::Null;
     }
@@ -35,12 +46,15 @@ pub fn to_json(value: &Dynamic) -> Value {
         return Value::String(blob_to_hex(&blob));
     }
     if let Some(arr) = value.read_lock::<Array>() {
-        return Value::Array(arr.iter().map(to_json).collect());
+        return Value::Array(arr.iter().map(|v| to_json_at(v, depth + 1)).collect());
     }
     if let Some(map) = value.read_lock::<Map>() {
         let mut obj = serde_json::Map::new();
         for key in crate::rows::ordered_keys(value, &map) {
-            let v = map.get(key.as_str()).map(to_json).unwrap_or(Value::Null);
+            let v = map
+                .get(key.as_str())
+                .map(|v| to_json_at(v, depth + 1))
+                .unwrap_or(Value::Null);
             obj.insert(key, v);
         }
         return Value::Object(obj);

@@ -4,6 +4,15 @@
 //! Flow: raw arguments (`cli`) -> `config::Config` -> `app::execute`. Nothing touches the network
 //! before the configuration is resolved.
 
+/// Every `eprintln!` in the crate goes through `output::diag`: the standard one panics when
+/// stderr is closed or full (`2>/dev/full`, `2>&1 | head`), and a diagnostic must never turn
+/// into a crash. Defined before the modules so that it shadows the standard macro in all of them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::output::diag(&format!($($arg)*))
+    };
+}
+
 mod app;
 pub mod auth;
 mod cli;
@@ -43,7 +52,16 @@ where
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    output::show_server_notices();
     match app::execute(cli) {
+        // Commands without a script (scripts show, token) write through `output` too.
+        Ok(code) if code == EXIT_OK && output::write_failure().is_some() => {
+            eprintln!(
+                "error: cannot write to standard output: {}",
+                output::write_failure().unwrap_or_default()
+            );
+            error::EXIT_RUNTIME
+        }
         Ok(code) => code,
         Err(e) => {
             report(&e);

@@ -15,37 +15,97 @@ use unicode_width::UnicodeWidthStr;
 
 static BROKEN_PIPE: AtomicBool = AtomicBool::new(false);
 
-/// Print one line on stdout. Returns false once stdout is gone.
+/// Server notices and warnings (NOTICE, WARNING) on stderr, as psql shows them. sqlx reports
+/// them as log records under one target; everything else logged by dependencies is dropped.
+struct Notices;
+
+const NOTICE_TARGET: &str = "sqlx::postgres::notice";
+
+impl log::Log for Notices {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target() == NOTICE_TARGET && m.level() <= log::Level::Info
+    }
+
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let label = match r.level() {
+                log::Level::Error => "ERROR",
+                log::Level::Warn => "WARNING",
+                _ => "NOTICE",
+            };
+            diag(&format!("{label}:  {}", r.args()));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Route server notices to stderr; called once at start-up.
+pub fn show_server_notices() {
+    static NOTICES: Notices = Notices;
+    if log::set_logger(&NOTICES).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+/// A line on stderr that cannot fail the program: a closed or full stderr is ignored (there is
+/// nowhere left to report it).
+pub fn diag(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+}
+
+/// The first write error on stdout other than a closed pipe (a full disk, say): the run fails
+/// with it instead of reporting success with a truncated file.
+static WRITE_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Print one line on stdout. Returns false once stdout is unusable.
 pub fn line(text: &str) -> bool {
-    if BROKEN_PIPE.load(Ordering::Relaxed) {
-        return false;
-    }
-    let mut out = std::io::stdout().lock();
-    let ok = writeln!(out, "{text}").and_then(|_| out.flush()).is_ok();
-    if !ok {
-        BROKEN_PIPE.store(true, Ordering::Relaxed);
-    }
-    ok
+    write_out(|out| writeln!(out, "{text}"))
 }
 
 /// Print text that already ends in a newline (or should not get one).
 pub fn raw(text: &str) -> bool {
-    if BROKEN_PIPE.load(Ordering::Relaxed) {
+    write_out(|out| out.write_all(text.as_bytes()))
+}
+
+fn write_out(f: impl FnOnce(&mut std::io::StdoutLock) -> std::io::Result<()>) -> bool {
+    if stdout_failed() {
         return false;
     }
     let mut out = std::io::stdout().lock();
-    let ok = out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_ok();
-    if !ok {
-        BROKEN_PIPE.store(true, Ordering::Relaxed);
+    match f(&mut out).and_then(|_| out.flush()) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            BROKEN_PIPE.store(true, Ordering::Relaxed);
+            false
+        }
+        Err(e) => {
+            WRITE_FAILURE
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| e.to_string());
+            false
+        }
     }
-    ok
 }
 
+/// The reader went away (`dsqlsh ... | head`): stop quietly, exit 0.
 pub fn broken_pipe() -> bool {
     BROKEN_PIPE.load(Ordering::Relaxed)
+}
+
+/// Why stdout could not be written, other than a closed pipe.
+pub fn write_failure() -> Option<String> {
+    WRITE_FAILURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// Either way, there is no point running on.
+pub fn stdout_failed() -> bool {
+    broken_pipe() || write_failure().is_some()
 }
 
 pub fn width(s: &str) -> usize {
@@ -96,6 +156,12 @@ pub fn float_text(f: f64) -> String {
 fn cell(v: &Dynamic) -> String {
     if v.is_unit() {
         String::new()
+    } else if v.is_blob() {
+        let blob = v
+            .read_lock::<rhai::Blob>()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        crate::json::blob_to_hex(&blob)
     } else if v.is_string() {
         v.clone().into_string().unwrap_or_default()
     } else if v.is_array() || v.is_map() || v.is_blob() {
@@ -204,19 +270,24 @@ pub fn render_bar_chart(entries: &[(String, f64)], max_width: usize) -> String {
 
 /// `1234567` -> `1,234,567`.
 pub fn group_thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
+    let grouped = group_digits(&n.unsigned_abs().to_string());
+    if n < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+/// Commas between groups of three in a string of digits, however long.
+pub fn group_digits(digits: &str) -> String {
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    out
 }
 
 #[cfg(test)]
@@ -262,5 +333,9 @@ mod tests {
         assert_eq!(group_thousands(1234567), "1,234,567");
         assert_eq!(group_thousands(-1000), "-1,000");
         assert_eq!(group_thousands(999), "999");
+        assert_eq!(
+            group_digits("100000000000000000000"),
+            "100,000,000,000,000,000,000"
+        );
     }
 }

@@ -95,8 +95,8 @@ impl Options {
             ));
         }
         if let Some(r) = self.rate {
-            if !(r > 0.0 && r.is_finite()) {
-                return Err("`rate` must be a positive number of transactions per second".into());
+            if !(0.001..=1e9).contains(&r) {
+                return Err("`rate` must be from 0.001 to 1e9 transactions per second".into());
             }
         }
         if self.users.is_none() && self.duration.is_none() {
@@ -613,6 +613,7 @@ async fn worker(
         let intended = match opts.rate {
             Some(rate) => {
                 let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
+                // Validation keeps rate >= 0.001/s, so this offset always fits a Duration.
                 let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
                 if plan.deadline.is_some_and(|d| at >= d) {
                     break;

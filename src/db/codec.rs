@@ -41,6 +41,7 @@ pub mod oid {
     pub const TIMETZ: u32 = 1266;
     pub const NUMERIC: u32 = 1700;
     pub const VOID: u32 = 2278;
+    pub const RECORD: u32 = 2249;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
 
@@ -154,7 +155,15 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
         oid::OID => Dynamic::from_int(be_i32(bytes)? as u32 as i64),
         oid::FLOAT4 => {
             let b: [u8; 4] = bytes.try_into().map_err(|_| "bad float4")?;
-            Dynamic::from_float(f32::from_be_bytes(b) as f64)
+            // Widen through the shortest decimal text so 0.1::float4 reads 0.1, as psql shows,
+            // not 0.10000000149011612.
+            let f = f32::from_be_bytes(b);
+            let wide = if f.is_finite() {
+                f.to_string().parse::<f64>().unwrap_or(f as f64)
+            } else {
+                f as f64
+            };
+            Dynamic::from_float(wide)
         }
         oid::FLOAT8 => {
             let b: [u8; 8] = bytes.try_into().map_err(|_| "bad float8")?;
@@ -178,9 +187,18 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
             _ => return Err("unknown jsonb version".into()),
         },
         oid::NUMERIC => Dynamic::from(numeric::decode(bytes)?),
-        oid::TIMESTAMPTZ => Dynamic::from(timestamp_text(be_i64(bytes)?, true)),
-        oid::TIMESTAMP => Dynamic::from(timestamp_text(be_i64(bytes)?, false)),
-        oid::DATE => Dynamic::from(date_text(be_i32(bytes)?)),
+        oid::TIMESTAMPTZ => match timestamp_text(be_i64(bytes)?, true) {
+            Some(t) => Dynamic::from(t),
+            None => return Ok(None),
+        },
+        oid::TIMESTAMP => match timestamp_text(be_i64(bytes)?, false) {
+            Some(t) => Dynamic::from(t),
+            None => return Ok(None),
+        },
+        oid::DATE => match date_text(be_i32(bytes)?) {
+            Some(t) => Dynamic::from(t),
+            None => return Ok(None),
+        },
         oid::TIME => Dynamic::from(time_text(be_i64(bytes)?)),
         oid::TIMETZ => {
             if bytes.len() != 12 {
@@ -202,6 +220,7 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
             ))
         }
         oid::VOID => Dynamic::UNIT,
+        oid::RECORD => decode_record(bytes)?,
         other => match oid::element_of(other) {
             Some(_) => return decode_array(bytes),
             None => return Ok(None),
@@ -253,6 +272,34 @@ fn decode_array(bytes: &[u8]) -> Result<Option<Dynamic>, String> {
     Ok(Some(nest(flat, &dims)))
 }
 
+/// An anonymous record (`SELECT row(1, 'x')`): count, then (type oid, length, bytes) per field.
+/// Its fields become an array; the server cannot give an anonymous record's text form, so a
+/// field of a type without a mapping arrives as its raw bytes (a blob) rather than being lost.
+fn decode_record(bytes: &[u8]) -> Result<Dynamic, String> {
+    let mut pos = 0usize;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let s = bytes.get(pos..pos + n).ok_or("truncated record")?;
+        pos += n;
+        Ok(s)
+    };
+    let count = be_i32(take(4)?)?.max(0) as usize;
+    let mut fields = Array::with_capacity(count);
+    for _ in 0..count {
+        let field_oid = be_i32(take(4)?)? as u32;
+        let len = be_i32(take(4)?)?;
+        if len < 0 {
+            fields.push(Dynamic::UNIT);
+            continue;
+        }
+        let raw = take(len as usize)?;
+        fields.push(match decode(field_oid, raw)? {
+            Some(v) => v,
+            None => Dynamic::from_blob(raw.to_vec()),
+        });
+    }
+    Ok(Dynamic::from_array(fields))
+}
+
 /// Turn a flat element list into nested arrays, outermost dimension first.
 fn nest(flat: Vec<Dynamic>, dims: &[usize]) -> Dynamic {
     if dims.len() <= 1 {
@@ -268,34 +315,34 @@ fn nest(flat: Vec<Dynamic>, dims: &[usize]) -> Dynamic {
     Dynamic::from_array(out)
 }
 
-fn timestamp_text(micros: i64, with_zone: bool) -> String {
+/// `None` outside the years 1..=9999, which ISO text cannot show the way PostgreSQL does
+/// (BC dates, five-digit years): those take the server's own text form.
+fn timestamp_text(micros: i64, with_zone: bool) -> Option<String> {
     match micros {
-        i64::MAX => return "infinity".into(),
-        i64::MIN => return "-infinity".into(),
+        i64::MAX => return Some("infinity".into()),
+        i64::MIN => return Some("-infinity".into()),
         _ => {}
     }
-    let Some(dt) = micros
+    let dt = micros
         .checked_add(PG_EPOCH_MICROS)
         .and_then(DateTime::<Utc>::from_timestamp_micros)
-    else {
-        return format!("{micros} microseconds after 2000-01-01");
-    };
-    if with_zone {
+        .filter(|dt| (1..=9999).contains(&chrono::Datelike::year(dt)))?;
+    Some(if with_zone {
         dt.to_rfc3339_opts(SecondsFormat::AutoSi, false)
     } else {
         dt.naive_utc().format("%Y-%m-%dT%H:%M:%S%.f").to_string()
-    }
+    })
 }
 
-fn date_text(days: i32) -> String {
+fn date_text(days: i32) -> Option<String> {
     match days {
-        i32::MAX => "infinity".into(),
-        i32::MIN => "-infinity".into(),
+        i32::MAX => Some("infinity".into()),
+        i32::MIN => Some("-infinity".into()),
         _ => NaiveDate::from_num_days_from_ce_opt(
             (days as i64 + PG_EPOCH_DAYS + 719_163) as i32, // 719163 = days from 0001-01-01 to 1970-01-01
         )
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| format!("{days} days after 2000-01-01")),
+        .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
+        .map(|d| d.format("%Y-%m-%d").to_string()),
     }
 }
 
@@ -609,6 +656,7 @@ fn encode_str(s: &str, type_oid: u32) -> Encoded {
             .map(|u| u.as_bytes().to_vec()),
         oid::DATE => NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
             .ok()
+            .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
             .map(|d| {
                 let days =
                     d.signed_duration_since(NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid"));
@@ -633,10 +681,28 @@ fn parse_float(s: &str) -> Option<f64> {
     }
 }
 
+/// Text parsed here only when it is unambiguous: a four-digit year from 0001 and at most six
+/// fractional digits (PostgreSQL rounds a seventh; chrono would truncate). Anything else goes
+/// to the server.
+fn plain_timestamp_text(t: &str) -> bool {
+    let year_ok = t
+        .get(..4)
+        .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit()) && y != "0000")
+        && t.as_bytes().get(4) == Some(&b'-');
+    let fraction_ok = match t.find('.') {
+        None => true,
+        Some(dot) => t[dot + 1..].bytes().take_while(u8::is_ascii_digit).count() <= 6,
+    };
+    year_ok && fraction_ok
+}
+
 /// RFC 3339 (or the same with a space) with an explicit offset; anything else is for the server,
 /// which applies its session time zone to zone-less text.
 fn parse_timestamptz(s: &str) -> Option<i64> {
     let t = s.trim();
+    if !plain_timestamp_text(t) {
+        return None;
+    }
     let dt = DateTime::parse_from_rfc3339(t)
         .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z"))
@@ -646,6 +712,9 @@ fn parse_timestamptz(s: &str) -> Option<i64> {
 
 fn parse_timestamp(s: &str) -> Option<i64> {
     let t = s.trim();
+    if !plain_timestamp_text(t) {
+        return None;
+    }
     let dt = NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f"))
         .ok()?;

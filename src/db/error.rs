@@ -51,6 +51,14 @@ pub fn from_sqlx(err: sqlx::Error) -> DbError {
             "timed out waiting for a connection from the pool (all connections are busy or the server does not answer)",
         ),
         sqlx::Error::PoolClosed => client_error("08003", "the connection pool is closed"),
+        sqlx::Error::Protocol(m) if m.contains("CopyInResponse") || m.contains("CopyOutResponse") => {
+            // 08P01: the connection is mid-COPY and is dropped, like any protocol violation.
+            client_error(
+                "08P01",
+                "COPY ... FROM STDIN / TO STDOUT is not supported here; use INSERT (with array \
+                 parameters for bulk loads) or psql's \\copy",
+            )
+        }
         sqlx::Error::Protocol(m) => client_error("08P01", format!("protocol error: {m}")),
         sqlx::Error::ColumnDecode { index, source } => {
             client_error("22000", format!("cannot decode column {index}: {source}"))

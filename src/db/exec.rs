@@ -116,7 +116,7 @@ pub async fn query(
             None => describe_columns(conn, sql).await?,
         });
     }
-    let columns: Arc<[String]> = columns.unwrap_or_default().into();
+    let columns: Arc<[String]> = unique_names(columns.unwrap_or_default()).into();
     let rows = decode_rows(db, conn, &columns, raw_rows).await?;
     Ok(ResultSet {
         columns,
@@ -160,6 +160,22 @@ pub async fn execute(
         return Ok(done.rows_affected());
     }
     Ok(query(db, conn, sql, params).await?.rows_affected)
+}
+
+/// Row maps need distinct keys, but `SELECT 1, 2` or a join can repeat a column name. Later
+/// repeats get `_2`, `_3`, ... (skipping names already taken) so no value is lost.
+fn unique_names(names: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let mut candidate = name.clone();
+        let mut n = 1;
+        while out.contains(&candidate) {
+            n += 1;
+            candidate = format!("{name}_{n}");
+        }
+        out.push(candidate);
+    }
+    out
 }
 
 async fn describe_columns(conn: &mut PgConnection, sql: &str) -> Result<Vec<String>, DbError> {
@@ -380,6 +396,9 @@ async fn text_forms(conn: &mut PgConnection, pending: &[Pending]) -> Result<Vec<
     let mut out = Vec::with_capacity(pending.len());
     for chunk in pending.chunks(100) {
         let select: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}::text")).collect();
+        // The statement's text names its parameter types: sqlx caches prepared statements by
+        // text, and one prepared for a tsrange must not be reused for a tstzrange.
+        let oids: Vec<String> = chunk.iter().map(|p| p.type_oid.to_string()).collect();
         let mut args = PgArguments::default();
         for p in chunk {
             let _ = args.add(RawParam {
@@ -387,7 +406,12 @@ async fn text_forms(conn: &mut PgConnection, pending: &[Pending]) -> Result<Vec<
                 bytes: Some(p.bytes.clone()),
             });
         }
-        let row = sqlx::query_with(AssertSqlSafe(format!("SELECT {}", select.join(", "))), args)
+        let sql = format!(
+            "SELECT {} /* dsqlsh {} */",
+            select.join(", "),
+            oids.join(",")
+        );
+        let row = sqlx::query_with(AssertSqlSafe(sql), args)
             .fetch_one(&mut *conn)
             .await
             .map_err(from_sqlx)?;

@@ -70,10 +70,10 @@ impl PoolSettings {
                 .trim()
                 .parse()
                 .ok()
-                .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                .filter(|s: &f64| *s > 0.0 && *s < 1e9)
                 .ok_or_else(|| {
                     Error::Config(format!(
-                    "`DSQLSH_POOL_MAX_LIFETIME` must be a positive number of seconds, got `{v}`"
+                    "`DSQLSH_POOL_MAX_LIFETIME` must be a number of seconds above 0 and below 1e9, got `{v}`"
                 ))
                 })?;
             s.max_lifetime = Some(Duration::from_secs_f64(secs));
@@ -464,7 +464,7 @@ fn tls_reason(target: &Target, t: &dyn std::fmt::Display) -> String {
     }
 }
 
-/// Class 08: the connection is gone or could not be made.
+/// Class 08: the connection is gone, could not be made, or is out of step with the server.
 pub fn is_connection_error(e: &DbError) -> bool {
     e.sqlstate.starts_with("08")
 }

@@ -88,6 +88,11 @@ pub fn encode(text: &str) -> Option<Vec<u8>> {
         Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
         None => (rest, 0),
     };
+    // PostgreSQL's numeric holds at most 131072 digits before and 16383 after the point; a
+    // larger exponent is the server's to reject, not ours to pad out in memory first.
+    if !(-20_000..=140_000).contains(&exponent) {
+        return None;
+    }
     let (int_part, frac_part) = match mantissa.split_once('.') {
         Some((i, f)) => (i, f),
         None => (mantissa, ""),

@@ -68,9 +68,9 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
         (None, None) => Some(1000),
     };
     let rate = opt_float(F, opts, "rate")?;
-    if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+    if rate.is_some_and(|r| !(0.001..=1e9).contains(&r)) {
         return Err(script_error(format!(
-            "{F}: `rate` must be a positive number of calls per second"
+            "{F}: `rate` must be from 0.001 to 1e9 calls per second"
         )));
     }
     let thresholds = Thresholds {
@@ -220,6 +220,7 @@ fn worker(
         let intended = match plan.rate {
             Some(rate) => {
                 let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
+                // Validation keeps rate >= 0.001/s, so this offset always fits a Duration.
                 let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
                 if plan.deadline.is_some_and(|d| at >= d) {
                     break;

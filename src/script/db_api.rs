@@ -66,6 +66,29 @@ impl Held {
 }
 
 impl Session {
+    fn lost_tx_on(&self, db: &Arc<Database>) -> bool {
+        self.lost_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(d, db))
+    }
+
+    fn clear_lost_tx(&self) {
+        self.lost_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// The next statement runs on a new connection: say once that session state is gone.
+    fn note_reconnect(&self) {
+        eprintln!(
+            "dsqlsh: note: continuing on a new connection; settings made with SET and temporary \
+             tables of the previous one are gone"
+        );
+    }
+
     /// Which database a call without an explicit handle goes to: the open transaction's,
     /// else the default.
     fn pick_db(&self, explicit: Option<Arc<Database>>) -> RhaiResult<Arc<Database>> {
@@ -92,6 +115,15 @@ impl Session {
         f: impl AsyncFnOnce(&Database, &mut sqlx::PgConnection) -> Result<T, DbError>,
     ) -> RhaiResult<T> {
         let host = &self.host;
+        if self.lost_tx_on(db) {
+            // The transaction's connection died: nothing may run until the transaction ends,
+            // or later statements would commit on their own on a fresh connection.
+            return Err(db_error(client_error(
+                "08006",
+                "the connection was lost inside the transaction; it was not committed, and \
+                 statements cannot continue it",
+            )));
+        }
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         let idx = conns.iter().position(|h| Arc::ptr_eq(&h.db, db));
         let idx = match idx {
@@ -99,6 +131,7 @@ impl Session {
             stale => {
                 if let Some(i) = stale {
                     conns.remove(i);
+                    self.note_reconnect();
                 }
                 let (conn, backend_pid) = self
                     .rt()
@@ -136,6 +169,11 @@ impl Session {
                 if crate::db::is_connection_error(&e) {
                     let mut dead = conns.remove(idx);
                     dead.conn.close_on_drop();
+                    if dead.in_tx {
+                        *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(dead.db.clone());
+                    }
+                    self.note_reconnect();
                 }
                 Err(db_error(e))
             }
@@ -144,6 +182,9 @@ impl Session {
                 // closing it does not stop the server's work, so cancel that explicitly.
                 let mut dead = conns.remove(idx);
                 dead.conn.close_on_drop();
+                if dead.in_tx {
+                    *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(dead.db.clone());
+                }
                 if let Some(pid) = dead.backend_pid {
                     cancel_backend(host, &dead.db, pid);
                 }
@@ -186,6 +227,7 @@ impl Session {
 
     /// End the open transaction with ROLLBACK, if there is one (used after an escaped error).
     pub(crate) fn abandon_transaction(&self) {
+        self.clear_lost_tx();
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = conns.iter().position(|h| h.in_tx) {
             let held = &mut conns[i];
@@ -367,6 +409,7 @@ impl Session {
 
     /// The transaction's recorded failure; a vanished connection counts as one.
     fn take_tx_failure(&self, db: &Arc<Database>) -> Option<DbError> {
+        self.clear_lost_tx();
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         match conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db) && h.in_tx) {
             Some(h) => h.failed.take(),
@@ -546,7 +589,15 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
             "local_dir" => args.local_dir = Some(text(k, v)?.into()),
             "ssl_root_cert" => args.ssl_root_cert = Some(text(k, v)?.into()),
             "connect_addr" => args.connect_addr = Some(text(k, v)?),
-            "port" => args.port = Some(int(k, v, 1)?.min(65535) as u16),
+            "port" => {
+                let p = int(k, v, 1)?;
+                if p > 65535 {
+                    return Err(script_error(format!(
+                        "connect: `port` must be from 1 to 65535, got {p}"
+                    )));
+                }
+                args.port = Some(p as u16);
+            }
             "local" => {
                 args.local = v
                     .as_bool()
@@ -560,8 +611,10 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
                     .map_err(|_| {
                         script_error("connect: `max_lifetime` must be a number of seconds")
                     })?;
-                if !(secs > 0.0 && secs.is_finite()) {
-                    return Err(script_error("connect: `max_lifetime` must be positive"));
+                if !(secs > 0.0 && secs < 1e9) {
+                    return Err(script_error(
+                        "connect: `max_lifetime` must be a number of seconds above 0 and below 1e9",
+                    ));
                 }
                 settings.max_lifetime = Some(Duration::from_secs_f64(secs));
             }

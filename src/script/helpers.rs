@@ -34,13 +34,26 @@ fn ask(question: &str) -> RhaiResult<String> {
             question.trim().trim_end_matches(':')
         )));
     }
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question}").and_then(|_| err.flush());
+    drop(err);
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
         Ok(0) => Err(script_error("no answer: end of input")),
         Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_string()),
         Err(e) => Err(script_error(format!("cannot read from the terminal: {e}"))),
+    }
+}
+
+/// A table needs rows that are maps (as `query` returns); anything else is a mistake to report.
+fn check_rows(rows: &Array) -> RhaiResult<()> {
+    match rows.iter().position(|r| !r.is_map()) {
+        None => Ok(()),
+        Some(i) => Err(script_error(format!(
+            "print_table: every row must be a map (like the rows `query` returns); row {} is {}",
+            i + 1,
+            super::db_api::type_label(&rows[i])
+        ))),
     }
 }
 
@@ -120,14 +133,20 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     // for the exact types, shadow it with one that Ctrl-C and SIGTERM interrupt.
     let s = session.clone();
     let sleep = move |secs: f64| -> RhaiResult<()> {
-        if !(secs >= 0.0 && secs.is_finite()) {
-            return Err(script_error(
-                "sleep: the duration must be a non-negative number of seconds",
-            ));
-        }
-        s.rt()
-            .block_on(tokio::time::sleep(std::time::Duration::from_secs_f64(secs)))
-            .map_err(host_error)
+        let d = std::time::Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|_| secs.is_finite())
+            .ok_or_else(|| {
+                let shown = if secs.abs() < 1e9 {
+                    format!("{secs}")
+                } else {
+                    format!("{secs:e}")
+                };
+                script_error(format!(
+                    "sleep: the duration must be a non-negative number of seconds, got {shown}"
+                ))
+            })?;
+        s.rt().block_on(tokio::time::sleep(d)).map_err(host_error)
     };
     let sleep_int = sleep.clone();
     engine.register_fn("sleep", move |secs: i64| sleep_int(secs as f64));
@@ -149,6 +168,13 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             Position::NONE,
         )))
     });
+    // Rhai's exit() accepts any value and prints it; a status must be an integer.
+    engine.register_fn("exit", |v: Dynamic| -> RhaiResult<()> {
+        Err(script_error(format!(
+            "exit: the status must be an integer from 0 to 255, got {}",
+            super::db_api::type_label(&v)
+        )))
+    });
     let s = session.clone();
     engine.register_fn("exit", move || -> RhaiResult<()> {
         s.host.set_exit_code(0);
@@ -168,13 +194,20 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         ))
     });
 
-    engine.register_fn("print_table", |rows: Array| {
+    engine.register_fn("print_table", |rows: Array| -> RhaiResult<()> {
+        check_rows(&rows)?;
         output::raw(&output::render_table(&rows));
+        Ok(())
     });
-    engine.register_fn("print_table", |rows: Array, columns: Array| {
-        let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        output::raw(&output::render_table_with(&cols, &rows));
-    });
+    engine.register_fn(
+        "print_table",
+        |rows: Array, columns: Array| -> RhaiResult<()> {
+            check_rows(&rows)?;
+            let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+            output::raw(&output::render_table_with(&cols, &rows));
+            Ok(())
+        },
+    );
     engine.register_fn("bar_chart", |data: Dynamic| -> RhaiResult<()> {
         output::raw(&output::render_bar_chart(&chart_entries(&data)?, 40));
         Ok(())
@@ -201,7 +234,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         }
         let text = format!("{:.*}", decimals, f.abs());
         let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
-        let grouped = output::group_thousands(int.parse::<i64>().unwrap_or(0));
+        let grouped = output::group_digits(int);
         let sign = if f < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
             "-"
         } else {

@@ -30,8 +30,8 @@ pub struct Host {
     pub rt: Runtime,
     pub config: Config,
     default_db: Mutex<Option<Arc<Database>>>,
-    /// Every pool opened, closed at shutdown.
-    opened: Mutex<Vec<Arc<Database>>>,
+    /// Every pool opened (with what identifies it), closed at shutdown.
+    opened: Mutex<Vec<(String, Arc<Database>)>>,
     /// Set by `exit(n)`.
     exit_code: Mutex<Option<i32>>,
     /// A stress or bench run breached one of its thresholds: exit 3 unless the script exits.
@@ -79,16 +79,29 @@ impl Host {
             .clone()
     }
 
+    /// A pool on `target`; calling `connect()` again with the same target and settings (say,
+    /// in a loop) returns the pool already open instead of opening another.
     pub fn open(
         &self,
         target: &crate::config::Target,
         settings: PoolSettings,
     ) -> Result<Arc<Database>> {
+        let key = format!("{}|{settings:?}", target.identity());
+        if let Some(db) = self
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, db)| db.clone())
+        {
+            return Ok(db);
+        }
         let db = self.rt.block_on(Database::open(target, settings))??;
         self.opened
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(db.clone());
+            .push((key, db.clone()));
         Ok(db)
     }
 
@@ -134,7 +147,10 @@ impl Host {
     /// Close every pool, then let the local server go (the last `Arc` drops it).
     pub fn shutdown(&self) {
         let opened: Vec<Arc<Database>> =
-            std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()));
+            std::mem::take(&mut *self.opened.lock().unwrap_or_else(|e| e.into_inner()))
+                .into_iter()
+                .map(|(_, db)| db)
+                .collect();
         self.default_db
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -150,6 +166,8 @@ impl Host {
 pub struct Session {
     pub host: Arc<Host>,
     pub(crate) conns: Mutex<Vec<db_api::Held>>,
+    /// The database whose transaction lost its connection, until that transaction ends.
+    pub(crate) lost_tx: Mutex<Option<Arc<Database>>>,
     /// The script being evaluated: `bench` workers run its closures on engines of their own.
     pub(crate) ast: Mutex<Option<Arc<AST>>>,
     /// Where calls without a connection go instead of the host's default (bench workers).
@@ -163,6 +181,7 @@ impl Session {
         Arc::new(Session {
             host,
             conns: Mutex::new(Vec::new()),
+            lost_tx: Mutex::new(None),
             ast: Mutex::new(None),
             default_db: None,
             local_rt: None,
@@ -174,6 +193,7 @@ impl Session {
         Ok(Arc::new(Session {
             host,
             conns: Mutex::new(Vec::new()),
+            lost_tx: Mutex::new(None),
             ast: Mutex::new(Some(ast)),
             default_db: Some(db),
             local_rt: Some(Runtime::current_thread()?),
@@ -252,6 +272,12 @@ pub fn host_error(e: Error) -> Box<EvalAltResult> {
 pub fn engine(session: &Arc<Session>) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_expr_depths(256, 128);
+    // Bounds that turn a runaway script (`"x".pad(1e11, "y")`) into an error instead of an
+    // out-of-memory kill, which would skip cleanup such as stopping the --local server.
+    engine.set_max_string_size(256 * 1024 * 1024);
+    engine.set_max_array_size(50_000_000);
+    engine.set_max_map_size(10_000_000);
+    engine.set_max_call_levels(256);
     engine.on_print(|s| {
         crate::output::line(s);
     });
@@ -266,8 +292,8 @@ pub fn engine(session: &Arc<Session>) -> Engine {
     engine.on_progress(|_| {
         if crate::runtime::interrupted() {
             Some(Dynamic::from("interrupted"))
-        } else if crate::output::broken_pipe() {
-            Some(Dynamic::from("broken pipe"))
+        } else if crate::output::stdout_failed() {
+            Some(Dynamic::from("stdout unusable"))
         } else {
             None
         }
@@ -332,6 +358,12 @@ pub fn eval(
 }
 
 fn classify(e: &EvalAltResult, source: &Source) -> Error {
+    if let Some(why) = crate::output::write_failure() {
+        return Error::Io {
+            path: "standard output".into(),
+            source: std::io::Error::other(why),
+        };
+    }
     if crate::output::broken_pipe() {
         return Error::Exit(0);
     }

@@ -105,8 +105,10 @@ pub(super) fn parse_duration(v: &Dynamic) -> Result<Duration, String> {
             .map(|n| n * mult)
             .map_err(|_| format!("`{s}` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"))?
     };
-    if secs > 0.0 && secs.is_finite() && secs < 1e9 {
+    if secs > 0.0 && secs < 1e9 {
         Ok(Duration::from_secs_f64(secs))
+    } else if secs > 0.0 {
+        Err(format!("{} is too long (at most 1e9 seconds)", show(v)))
     } else {
         Err(format!("the duration must be positive, got {}", show(v)))
     }

@@ -245,7 +245,7 @@ pub fn bad_options_are_named() {
         (vec!["run", "stress", "users=0"], "error: stress: `users` must be an integer from 1 to 9223372036854775807, got 0"),
         (vec!["stress-test", "--duration", "soon"], "error: stress: `duration`: `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
         (vec!["stress-test", "--table", "users; DROP TABLE x"], "error: stress: invalid table name `users; DROP TABLE x`: use letters, digits and `_` (optionally `schema.table`)"),
-        (vec!["stress-test", "--rate", "0"], "error: stress: `rate` must be a positive number of transactions per second"),
+        (vec!["stress-test", "--rate", "0"], "error: stress: `rate` must be from 0.001 to 1e9 transactions per second"),
     ] {
         let out = dsqlsh().args(db.flags()).args(args.clone()).run();
         out.no_panic();
