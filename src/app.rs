@@ -242,6 +242,7 @@ fn local_command(config: &Config, action: LocalCommand) -> Result<i32> {
         LocalCommand::Status => {
             output::raw(&local::status(&dir)?);
         }
+        LocalCommand::Reap => local::reap(&dir)?,
         LocalCommand::Stop => {
             if local::stop(&dir)? {
                 output::line(&format!("stopped the local server in {}", dir.display()));

@@ -53,11 +53,13 @@ pub fn resolve_request(
 ) -> Result<TokenRequest> {
     use crate::config::{dsql_region_from_host, is_cluster_id, parse_token_secs};
     let endpoint = endpoint
+        .filter(|e| !e.trim().is_empty())
         .or_else(|| env.first(&["DSQL_ENDPOINT", "DB_HOST"]))
         .ok_or_else(|| {
             Error::Usage("token: no endpoint: pass --endpoint or set `DSQL_ENDPOINT`".into())
         })?;
     let region = region
+        .filter(|r| !r.trim().is_empty())
         .or_else(|| dsql_region_from_host(&endpoint))
         .or_else(|| env.first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
         .ok_or_else(|| {

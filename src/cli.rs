@@ -206,6 +206,9 @@ pub enum LocalCommand {
     Status,
     /// Stop the local server
     Stop,
+    /// Stop the server once no dsqlsh process uses it (started in the background by --local)
+    #[command(hide = true)]
+    Reap,
 }
 
 #[derive(Debug, Args)]

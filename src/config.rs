@@ -63,13 +63,10 @@ pub fn load_env_file(path: Option<&Path>) -> Result<()> {
     if !required && !path.is_file() {
         return Ok(());
     }
-    let iter = dotenvy::from_path_iter(&path).map_err(|e| match e {
-        dotenvy::Error::Io(io) => Error::io(path.display(), io),
-        other => Error::Config(format!("`{}`: {other}", path.display())),
-    })?;
+    let iter = dotenvy::from_path_iter(&path).map_err(|e| dotenv_error(&path, e))?;
     let mut set = std::collections::HashSet::new();
     for item in iter {
-        let (key, value) = item.map_err(|e| Error::Config(format!("`{}`: {e}", path.display())))?;
+        let (key, value) = item.map_err(|e| dotenv_error(&path, e))?;
         if std::env::var_os(&key).is_none() {
             std::env::set_var(&key, value);
             set.insert(key);
@@ -77,6 +74,23 @@ pub fn load_env_file(path: Option<&Path>) -> Result<()> {
     }
     let _ = DOTENV_KEYS.set(set);
     Ok(())
+}
+
+/// dotenvy's parse errors quote the whole line, which may be `DATABASE_URL=...password...`:
+/// name only the variable.
+fn dotenv_error(path: &Path, e: dotenvy::Error) -> Error {
+    match e {
+        dotenvy::Error::Io(io) => Error::io(path.display(), io),
+        dotenvy::Error::LineParse(line, _) => {
+            let key = line.split('=').next().unwrap_or("").trim();
+            let key: String = key.chars().take(64).collect();
+            Error::Config(format!(
+                "`{}`: cannot parse the line for `{key}` (an unterminated quote?)",
+                path.display()
+            ))
+        }
+        other => Error::Config(format!("`{}`: {other}", path.display())),
+    }
 }
 
 /// What dsqlsh connects to.
@@ -428,6 +442,12 @@ fn local_target(args: &ConnectionArgs, env: &dyn Env) -> Result<LocalTarget> {
 }
 
 fn postgres_from_url(url: &Secret, args: &ConnectionArgs) -> Result<PostgresTarget> {
+    let scheme = url.expose().split("://").next().unwrap_or("");
+    if !matches!(scheme, "postgres" | "postgresql") || !url.expose().contains("://") {
+        return Err(Error::Config(
+            "the database URL must start with postgres:// or postgresql://".into(),
+        ));
+    }
     // The URL may hold a password, so the parse error is reported without the URL itself.
     let mut options: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| {
         Error::Config(format!(
@@ -733,6 +753,14 @@ mod tests {
         assert!(!format!("{args:?}").contains("s3cret"));
         let err = resolve(&args, &env(&[])).unwrap_err().to_string();
         assert!(err.starts_with("invalid database URL"), "{err}");
+        let mysql = ConnectionArgs {
+            database_url: Some(Secret::new("mysql://u:pw@h/db")),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&mysql, &env(&[])).unwrap_err().to_string(),
+            "the database URL must start with postgres:// or postgresql://"
+        );
         assert!(!err.contains("s3cret"), "{err}");
     }
 

@@ -210,11 +210,14 @@ struct FileLock {
 
 impl FileLock {
     fn open(path: &Path) -> Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // 0600: another local user able to open the file could hold the lock and block us.
         OpenOptions::new()
             .create(true)
             .truncate(false)
             .read(true)
             .write(true)
+            .mode(0o600)
             .open(path)
             .map_err(|e| Error::io(path.display(), e))
     }
@@ -264,6 +267,25 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(dir: &Path) -> Result<Layout> {
+        // pg_ctl starts the server through `sh -c "... -D \"<dir>\" ..."`, and the socket path
+        // goes into a quoted configuration string: characters a shell or that string would
+        // interpret are refused rather than escaped.
+        let text = dir.to_str().ok_or_else(|| {
+            Error::Local(format!(
+                "the local directory `{}` is not valid UTF-8",
+                dir.display()
+            ))
+        })?;
+        if let Some(c) = text
+            .chars()
+            .find(|c| matches!(c, '"' | '\'' | '\\' | '$' | '`' | '\n' | '\r'))
+        {
+            return Err(Error::Local(format!(
+                "the local directory `{text}` contains `{}`; choose a path without quotes, \
+                 backslashes, `$` or backquotes (pg_ctl passes it through a shell)",
+                c.escape_default()
+            )));
+        }
         let dir = if dir.is_absolute() {
             dir.to_path_buf()
         } else {
@@ -333,6 +355,7 @@ impl LocalServer {
         server.write_settings()?;
         if !server.is_running() {
             server.start()?;
+            spawn_reaper(&server.layout);
         }
         let users = FileLock::take(&server.layout.users(), libc::LOCK_SH)?;
         server.users = Some(FileLockHandle(users));
@@ -423,7 +446,8 @@ impl LocalServer {
              port = {SOCKET_PORT}\n\
              unix_socket_directories = '{quoted}'\n\
              unix_socket_permissions = 0700\n\
-             max_connections = 200\n"
+             max_connections = 200\n\
+             log_min_error_statement = panic\n"
         );
         let path = self.layout.data().join("dsqlsh.conf");
         fs::write(&path, text).map_err(|e| Error::io(path.display(), e))?;
@@ -443,9 +467,15 @@ impl LocalServer {
 
     fn start(&self) -> Result<()> {
         let log = self.layout.log();
+        // The log is not rotated by the server: keep one previous generation past 10 MiB.
+        if fs::metadata(&log).is_ok_and(|m| m.len() > 10 * 1024 * 1024) {
+            let _ = fs::rename(&log, self.layout.dir.join("server.log.1"));
+        }
         if !log.exists() {
             File::create(&log).map_err(|e| Error::io(log.display(), e))?;
         }
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(log.display(), e))?;
         chown(&log, self.run_as)?;
         let status = self
             .command("pg_ctl")
@@ -514,7 +544,13 @@ impl Drop for LocalServer {
 
 /// Create the directory (and parents); as root, make sure the server's user can reach it.
 fn prepare_dir(dir: &Path, run_as: Option<RunAs>) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+        // Ours alone; as root, the server's user may pass through but not list it.
+        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(dir.display(), e))?;
+    }
     if let Some(r) = run_as {
         // Every ancestor must be searchable by the server's user.
         for ancestor in dir.ancestors() {
@@ -613,6 +649,53 @@ pub fn status(dir: &Path) -> Result<String> {
         None => out.push_str("status:    stopped\n"),
     }
     Ok(out)
+}
+
+/// Start `dsqlsh local reap` in the background for a server this process just started.
+///
+/// The last process to leave stops the server, but a process killed with SIGKILL, aborted, or
+/// killed by the out-of-memory killer never runs that code. The reaper outlives it and stops
+/// the server once no dsqlsh process holds the `users` lock (the kernel drops a dead process's
+/// locks), then exits. Only the dsqlsh binary itself spawns one: tests and benchmarks that use
+/// this module as a library manage the server's lifetime themselves.
+fn spawn_reaper(layout: &Layout) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    if exe.file_name().and_then(|n| n.to_str()) != Some("dsqlsh") {
+        return;
+    }
+    let _ = Command::new(exe)
+        .args(["local", "reap", "--local-dir"])
+        .arg(&layout.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: Ctrl-C in the terminal is for the foreground dsqlsh only.
+        .process_group(0)
+        .spawn();
+}
+
+/// The reaper's loop: once a second, under the start/stop lock, stop the server if it runs
+/// with no dsqlsh process using it; leave when it is not running any more.
+pub fn reap(dir: &Path) -> Result<()> {
+    let layout = Layout::new(dir)?;
+    let server = LocalServer {
+        layout,
+        binaries: Binaries::find()?,
+        run_as: run_as()?,
+        users: None,
+    };
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let _guard = FileLock::take(&server.layout.lock(), libc::LOCK_EX)?;
+        if !server.is_running() {
+            return Ok(());
+        }
+        if FileLock::try_exclusive(&server.layout.users())?.is_some() {
+            return server.stop_server();
+        }
+    }
 }
 
 /// `dsqlsh local stop`: stop the server whoever started it. Returns false when it was not running.

@@ -15,6 +15,19 @@ pub fn lookup(options: &PgConnectOptions, env: &dyn Env) -> Option<Secret> {
         .var("PGPASSFILE")
         .map(PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".pgpass")))?;
+    // libpq ignores a password file others can read; so does dsqlsh, saying why.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).ok()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            eprintln!(
+                "dsqlsh: warning: password file `{}` has group or world access; it is ignored \
+                 (chmod 0600 it)",
+                path.display()
+            );
+            return None;
+        }
+    }
     let text = std::fs::read_to_string(path).ok()?;
     // libpq matches a socket connection against `localhost`.
     let host = if options.get_socket().is_some() {

@@ -132,9 +132,11 @@ impl Runtime {
 
 async fn listen_for_signals() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        // A closed terminal or dropped ssh session: end as cleanly as for Ctrl-C.
+        signal(SignalKind::hangup()),
     ) else {
         return;
     };
@@ -142,6 +144,7 @@ async fn listen_for_signals() {
         let signo = tokio::select! {
             _ = int.recv() => libc::SIGINT,
             _ = term.recv() => libc::SIGTERM,
+            _ = hup.recv() => libc::SIGHUP,
         };
         LAST_SIGNAL.store(signo as u32, Ordering::SeqCst);
         // A third signal while cleanup still runs means the user really wants out.

@@ -109,8 +109,23 @@ pub fn validate(opts: &StatsOptions) -> Result<(), String> {
     if !(1..=366).contains(&opts.days) {
         return Err(format!("`days` must be from 1 to 366, got {}", opts.days));
     }
-    if opts.tz.trim().is_empty() {
+    let tz = opts.tz.trim();
+    if tz.is_empty() {
         return Err("`tz` must name a time zone, such as UTC or Europe/Paris".into());
+    }
+    // PostgreSQL reads `+05:30` or `UTC+3` as POSIX zones, whose sign is the opposite of ISO
+    // offsets: the report would silently shift the wrong way. Only names are accepted.
+    let upper = tz.to_ascii_uppercase();
+    let posix_like = tz.starts_with(['+', '-'])
+        || tz.starts_with(|c: char| c.is_ascii_digit())
+        || ["UTC+", "UTC-", "GMT+", "GMT-"]
+            .iter()
+            .any(|p| upper.starts_with(p));
+    if posix_like {
+        return Err(format!(
+            "`tz` `{tz}` is an offset, which PostgreSQL reads with the sign inverted; use an IANA \
+             name such as Asia/Kolkata or America/New_York"
+        ));
     }
     Ok(())
 }

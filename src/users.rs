@@ -42,6 +42,11 @@ impl Ident {
             Some((s, n)) => (Some(s), n),
             None => (None, text),
         };
+        if name.len() > 63 || schema.is_some_and(|s| s.len() > 63) {
+            return Err(format!(
+                "invalid table name `{text}`: a name has at most 63 characters"
+            ));
+        }
         if !valid(name) || schema.is_some_and(|s| !valid(s)) {
             return Err(format!(
                 "invalid table name `{text}`: use letters, digits and `_` (optionally `schema.table`)"

@@ -29,6 +29,9 @@ use crate::config::{DsqlTarget, Target};
 use crate::error::{DbError, Error, Result};
 use crate::local::LocalServer;
 
+/// How long opening one connection may take (TCP, TLS, authentication).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// DSQL closes every connection after 60 minutes; recycle between 50 and 55.
 const DSQL_MAX_LIFETIME: Duration = Duration::from_secs(55 * 60);
 const DSQL_RECYCLE_FROM: Duration = Duration::from_secs(50 * 60);
@@ -195,7 +198,7 @@ impl Database {
         let mut pool_options = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(0)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Some(Duration::from_secs(300)))
             // A ping per acquire would double the round trips of every short transaction;
             // lifetimes and idle timeouts retire connections before servers drop them.
@@ -366,7 +369,16 @@ async fn first_connect(options: &PgConnectOptions, target: &Target) -> Result<()
     let mut delay = Duration::from_millis(250);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        match options.connect().await {
+        // A server that accepts TCP but never answers must not hang a cron job forever.
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "timed out",
+                )))
+            });
+        match attempt {
             Ok(conn) => {
                 let _ = conn.close().await;
                 return Ok(());

@@ -323,6 +323,13 @@ fn split_words(text: &str) -> std::result::Result<Vec<String>, String> {
 /// endpoint or PostgreSQL host) or `.connect KEY=VALUE...` (the options of `connect(#{...})`).
 /// The new connection becomes the default, as `connect()` in a script makes it.
 fn connect(repl: &mut Repl, rest: &str) -> Step {
+    if repl.sql_tx != super::SqlTx::None {
+        eprintln!(
+            "dsqlsh: warning: the transaction opened with BEGIN stays open (uncommitted) on the \
+             previous connection"
+        );
+        repl.sql_tx = super::SqlTx::None;
+    }
     let words = match split_words(rest) {
         Ok(w) => w,
         Err(e) => return usage(&e),

@@ -137,6 +137,18 @@ pub struct Repl {
     format: Format,
     timing: bool,
     interactive: bool,
+    /// A transaction opened with SQL (`\BEGIN;`) and whether a statement in it failed, so
+    /// that COMMIT prints ROLLBACK when the server rolls back (sqlx does not pass the server's
+    /// command tag on).
+    pub(crate) sql_tx: SqlTx,
+}
+
+/// What the shell knows of a transaction opened with SQL statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlTx {
+    None,
+    Open,
+    Aborted,
 }
 
 impl Repl {
@@ -173,6 +185,7 @@ impl Repl {
             format: Format::Table,
             timing: false,
             interactive,
+            sql_tx: SqlTx::None,
         };
         repl.update_names();
         repl
@@ -318,11 +331,29 @@ impl Repl {
 
     fn run_sql(&mut self, sql: &str) -> Step {
         for statement in sql::statements(sql) {
+            let verb = sql::first_word(&statement);
             match self.session.run_query(None, &statement, Vec::new()) {
                 Ok(result) => {
-                    output::raw(&sql::render(&statement, &result, self.format));
+                    let ends = matches!(verb.as_str(), "COMMIT" | "END" | "ROLLBACK" | "ABORT");
+                    if ends
+                        && self.sql_tx == SqlTx::Aborted
+                        && matches!(verb.as_str(), "COMMIT" | "END")
+                    {
+                        // The server answers a COMMIT of a failed transaction with ROLLBACK.
+                        output::raw("ROLLBACK\n");
+                    } else {
+                        output::raw(&sql::render(&statement, &result, self.format));
+                    }
+                    if ends {
+                        self.sql_tx = SqlTx::None;
+                    } else if matches!(verb.as_str(), "BEGIN" | "START") {
+                        self.sql_tx = SqlTx::Open;
+                    }
                 }
                 Err(e) => {
+                    if self.sql_tx == SqlTx::Open {
+                        self.sql_tx = SqlTx::Aborted;
+                    }
                     if let EvalAltResult::ErrorTerminated(..) = report::innermost(&e) {
                         eprintln!("interrupted");
                     } else {

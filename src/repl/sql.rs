@@ -108,6 +108,14 @@ fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     format!("{}\n", quoted.join(","))
 }
 
+/// The statement's first keyword, upper-cased.
+pub fn first_word(sql: &str) -> String {
+    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_ascii_uppercase()
+}
+
 /// psql's command tag, rebuilt from the statement (sqlx does not pass the server's tag on):
 /// `INSERT 0 n`, `UPDATE n`, `CREATE TABLE`, `BEGIN`...
 pub fn command_tag(sql: &str, rows: u64) -> String {

@@ -130,7 +130,13 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    let mut t = Tally::new();
+                    t.failure("internal", "a bench worker stopped on an internal error");
+                    t
+                })
+            })
             .collect()
     });
     let elapsed = start.elapsed();
@@ -256,6 +262,15 @@ fn worker(
             let chain = plan.rate.is_none();
             session.run_transaction(pool, plan.max_retries, chain, &mut call)
         };
+        if let Err(e) = &outcome.result {
+            // A call cut short by Ctrl-C did not finish: it is neither timed nor counted.
+            if matches!(
+                super::report::innermost(e),
+                rhai::EvalAltResult::ErrorTerminated(..)
+            ) {
+                break;
+            }
+        }
         tally
             .latency
             .saturating_record(intended.elapsed().as_micros().max(1) as u64);
@@ -267,12 +282,6 @@ fn worker(
                 live.rows_ok.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
-                if matches!(
-                    super::report::innermost(&e),
-                    rhai::EvalAltResult::ErrorTerminated(..)
-                ) {
-                    break;
-                }
                 live.rows_failed.fetch_add(1, Ordering::Relaxed);
                 match rhai_db_error(&e) {
                     Some(db) => tally.failure(&db.sqlstate, &db.message),

@@ -328,9 +328,21 @@ pub fn run_source(session: &Arc<Session>, source: &Source, args: Map) -> Result<
     eval(session, &engine, &mut scope, &ast, source)
 }
 
+/// A UTF-8 byte-order mark and a `#!` first line (scripts run directly from cron or a shell)
+/// are not Rhai; blank them while keeping the line numbers.
+fn runnable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with("#!") {
+        let rest = text.find('\n').map_or("", |i| &text[i..]);
+        std::borrow::Cow::Owned(rest.to_string())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 pub fn compile(engine: &Engine, source: &Source) -> Result<AST> {
     let mut ast = engine
-        .compile(&source.text)
+        .compile(runnable_text(&source.text).as_ref())
         .map_err(|e| Error::Script(report::render_parse(&e, source)))?;
     ast.set_source(source.name.as_str());
     Ok(ast)

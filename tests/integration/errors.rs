@@ -184,3 +184,56 @@ pub fn bad_script_arguments() {
         out.stderr
     );
 }
+
+/// A full disk is not a closed pipe: the run fails instead of reporting success.
+pub fn stdout_write_failure_is_an_error() {
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["eval", "print(1)"])
+        .env_clear()
+        .stdout(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `standard output`: No space left on device (os error 28)\n"
+    );
+    // A reader that goes away early is normal (`| head`): exit 0, nothing on stderr.
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["eval", "for i in 0..1000000 { print(i) }"])
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.status.code(), out.stderr.as_slice()),
+        (Some(0), &b""[..])
+    );
+}
+
+/// Server notices go to stderr as psql shows them; results stay on stdout.
+pub fn server_notices_on_stderr() {
+    let db = TestDb::new("err_notice");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "eval",
+            "execute(\"DROP TABLE IF EXISTS nosuch\"); execute(\"COMMIT\"); 7",
+        ])
+        .run();
+    assert_eq!(out.ok(), "7\n");
+    assert_eq!(
+        out.stderr,
+        "NOTICE:  table \"nosuch\" does not exist, skipping\nWARNING:  there is no transaction in progress\n"
+    );
+}

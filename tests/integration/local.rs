@@ -116,3 +116,61 @@ pub fn status_and_stop() {
         format!("the local server in {} is not running\n", unused.display())
     );
 }
+
+/// A dsqlsh killed with SIGKILL cannot stop the server it started; its reaper does, within
+/// seconds, once no other dsqlsh process uses it.
+pub fn killed_process_leaves_no_server() {
+    let root = fresh_dir();
+    let dir = root.path().join("cluster");
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["--local", "--local-dir"])
+        .arg(&dir)
+        .args(["eval", "query(\"SELECT 1\"); sleep(60)"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server_running(&dir.join("data")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server_running(&dir.join("data")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server outlived the killed process"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+pub fn unsafe_directory_names_are_refused() {
+    let root = fresh_dir();
+    for bad in ["with$(touch x)", "back\\slash", "quo\"te"] {
+        let dir = root.path().join(bad);
+        let out = dsqlsh()
+            .args(["--local", "--local-dir"])
+            .arg(dir.display().to_string())
+            .args(["eval", "query(\"SELECT 1\")"])
+            .run();
+        out.no_panic();
+        assert_eq!(out.code, 1, "{bad}");
+        assert!(
+            out.first_err_line()
+                .starts_with("error: local server: the local directory `"),
+            "{}",
+            out.stderr
+        );
+        assert!(!dir.exists(), "nothing is created for {bad}");
+    }
+    assert!(!root.path().join("x").exists());
+}

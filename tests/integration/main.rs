@@ -62,6 +62,8 @@ fn main() {
         errors::parameter_count_mismatch,
         errors::errors_are_catchable_maps,
         errors::bad_script_arguments,
+        errors::stdout_write_failure_is_an_error,
+        errors::server_notices_on_stderr,
         examples::every_example_runs,
         flows::stress_on_local_adds_exactly_the_rows,
         flows::repopulate_then_stats_and_list,
@@ -71,6 +73,8 @@ fn main() {
         local::two_processes_share_one_server,
         local::missing_binaries_name_the_package,
         local::status_and_stop,
+        local::killed_process_leaves_no_server,
+        local::unsafe_directory_names_are_refused,
         stats::exact_values_in_utc_and_another_zone,
         stats::text_report_lines_up_wide_characters,
         stats::edited_copy_wins_and_says_so,
@@ -94,9 +98,11 @@ fn main() {
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
         transactions::nested_calls_in_every_mode,
+        transactions::lost_connection_ends_the_transaction,
         values::round_trip_in_run,
         values::round_trip_in_eval,
         values::binding_strings_to_typed_parameters,
+        values::duplicate_column_names_keep_every_value,
     ];
     let cluster = support::Cluster::start();
     let conclusion = libtest_mimic::run(&args, trials);

@@ -251,6 +251,19 @@ pub fn bad_zone_and_options_are_named() {
             "error: invalid value '-1' for '--top <N>': -1 is not in 1..=100"
         )
     );
+    // An offset would be read as a POSIX zone, sign inverted: refused with the reason.
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["user-stats", "--tz", "+05:30"])
+        .run();
+    assert_eq!(
+        (out.code, out.first_err_line()),
+        (
+            1,
+            "error: stats: `tz` `+05:30` is an offset, which PostgreSQL reads with the sign \
+             inverted; use an IANA name such as Asia/Kolkata or America/New_York"
+        )
+    );
     let out = dsqlsh()
         .args(db.flags())
         .args(["user-stats", "--as-of", "someday"])

@@ -68,7 +68,8 @@ pub fn failed_plus_succeeded_is_attempted() {
                 "stress",
                 "users=600",
                 "concurrency=3",
-                "batch=50",
+                "batch=5",
+                "seed=7",
                 "table=picky",
                 "json=true",
             ])
@@ -79,7 +80,11 @@ pub fn failed_plus_succeeded_is_attempted() {
         v["failed"].as_u64().unwrap(),
     );
     assert_eq!(ok + failed, 600);
-    assert_eq!(ok % 50, 0, "batches fail whole: {v}");
+    assert!(
+        ok > 0,
+        "with the fixed seed some batches have no admin: {v}"
+    );
+    assert_eq!(ok % 5, 0, "batches fail whole: {v}");
     assert_eq!(db.scalar("SELECT count(*) FROM picky"), ok.to_string());
 }
 

@@ -106,3 +106,29 @@ pub fn nested_calls_in_every_mode() {
         .run();
     assert_eq!(repl.ok(), expected);
 }
+
+/// The connection dies inside a transaction: nothing after that may run (it would commit on
+/// its own on a new connection), the transaction reports "not committed", and it was not.
+pub fn lost_connection_ends_the_transaction() {
+    let db = TestDb::new("tx_lost");
+    db.sql("CREATE TABLE txt (v text)");
+    let code = r#"
+        try {
+            transaction(#{ retries: 0 }, || {
+                execute("INSERT INTO txt VALUES ('A')");
+                try { execute("SELECT pg_terminate_backend(pg_backend_pid())"); } catch (e) { print(`killed: ${e.sqlstate}`); }
+                try { execute("INSERT INTO txt VALUES ('B')"); } catch (e) { print(`refused: ${e.sqlstate}`); }
+                execute("INSERT INTO txt VALUES ('C')");
+            });
+        } catch (e) {
+            print(`transaction: ${e.sqlstate}`);
+        }
+        query_one("SELECT count(*) AS n FROM txt").n
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(
+        out.ok(),
+        "killed: 57P01\nrefused: 08006\ntransaction: 08006\n0\n"
+    );
+    assert_eq!(db.scalar("SELECT count(*) FROM txt"), "0");
+}

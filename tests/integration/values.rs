@@ -79,3 +79,19 @@ pub fn binding_strings_to_typed_parameters() {
     );
     assert_eq!(db.scalar("SELECT count(*) FROM typed"), "1");
 }
+
+/// Repeated column names (`SELECT 1, 2`, joins) keep every value under a distinct key.
+pub fn duplicate_column_names_keep_every_value() {
+    let db = TestDb::new("values_dupes");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "eval",
+            "to_json(query_one(\"SELECT 1 AS id, 2 AS id, 3 AS id_2, 4\"))",
+        ])
+        .run();
+    assert_eq!(
+        out.ok(),
+        "{\"id\":1,\"id_2\":2,\"id_2_2\":3,\"?column?\":4}\n"
+    );
+}
