@@ -178,6 +178,22 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
+impl Live {
+    /// The open model's schedule, shared by all workers: the next transaction's intended start,
+    /// `None` once that is past the deadline. Validation keeps `rate` at 0.001/s or more, so
+    /// the offset always fits a Duration.
+    pub fn next_slot(
+        &self,
+        start: Instant,
+        rate: f64,
+        deadline: Option<Instant>,
+    ) -> Option<Instant> {
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let at = start + Duration::from_secs_f64(ticket as f64 / rate);
+        deadline.is_none_or(|d| at < d).then_some(at)
+    }
+}
+
 /// Counters the progress line reads while workers run (shared with `bench`).
 #[derive(Default)]
 pub struct Live {
@@ -612,12 +628,9 @@ async fn worker(
         // When does this transaction start? On the shared schedule, or now.
         let intended = match opts.rate {
             Some(rate) => {
-                let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
-                // Validation keeps rate >= 0.001/s, so this offset always fits a Duration.
-                let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
-                if plan.deadline.is_some_and(|d| at >= d) {
+                let Some(at) = live.next_slot(plan.start, rate, plan.deadline) else {
                     break;
-                }
+                };
                 tokio::time::sleep_until(at.into()).await;
                 at
             }

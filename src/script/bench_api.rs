@@ -11,7 +11,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, AST};
 
@@ -225,12 +225,9 @@ fn worker(
         }
         let intended = match plan.rate {
             Some(rate) => {
-                let ticket = live.next_ticket.fetch_add(1, Ordering::Relaxed);
-                // Validation keeps rate >= 0.001/s, so this offset always fits a Duration.
-                let at = plan.start + Duration::from_secs_f64(ticket as f64 / rate);
-                if plan.deadline.is_some_and(|d| at >= d) {
+                let Some(at) = live.next_slot(plan.start, rate, plan.deadline) else {
                     break;
-                }
+                };
                 if session
                     .rt()
                     .block_on(tokio::time::sleep_until(at.into()))
