@@ -114,28 +114,35 @@ fn main() {
         }
     );
 
-    // Statements per report: commits on the database around one run (each autocommit statement
-    // is one transaction; the counter is flushed when the backend exits).
-    let commits = || -> i64 {
-        run(psql("postgres").args(["-c", "SELECT pg_stat_force_next_flush(); SELECT xact_commit FROM pg_stat_database WHERE datname = 'bench'"]))
-            .1
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .next_back()
-            .unwrap_or(0)
-    };
-    let before = commits();
+    // Statements per report, read from the server's own statement log: every statement the
+    // admin role runs in this database is logged (simple and extended protocol alike), so the
+    // lines appended during one dsqlsh run are exactly what it sent.
+    run(psql("postgres").args([
+        "-c",
+        "ALTER ROLE admin IN DATABASE bench SET log_statement = 'all'",
+    ]));
+    let log_path = root.path().join("pg").join("server.log");
+    let before = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
     run(Command::new(env!("CARGO_BIN_EXE_dsqlsh")).args([
         "--database-url",
         &url,
         "eval",
         "stats(); ()",
     ]));
-    std::thread::sleep(Duration::from_millis(1500));
-    let after = commits();
+    std::thread::sleep(Duration::from_millis(500));
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let appended = String::from_utf8_lossy(&log[before as usize..]);
+    let statements: Vec<&str> = appended
+        .lines()
+        .filter(|l| l.contains("LOG:  statement: ") || l.contains("LOG:  execute "))
+        .collect();
     println!(
-        "statements dsqlsh sent for one report: {} (one session query for the backend pid, one for the report)",
-        after - before
+        "statements dsqlsh sent for one report: {} (round trips: one session query, one report)",
+        statements.len()
     );
+    for line in &statements {
+        let text = line.split_once("LOG:  ").map_or(*line, |(_, t)| t);
+        println!("    {}", text.chars().take(90).collect::<String>());
+    }
     server.release().expect("stop PostgreSQL");
 }

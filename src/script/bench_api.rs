@@ -52,6 +52,7 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
             "max_failed",
             "progress",
             "json",
+            "autocommit",
         ],
     )?;
     let workers = opt_int(F, opts, "workers", 1, 1000)?.unwrap_or(10) as usize;

@@ -81,6 +81,7 @@ fn main() {
         stats::bad_zone_and_options_are_named,
         stress::failed_plus_succeeded_is_attempted,
         stress::hot_row_conflicts_are_retried_exactly,
+        stress::bench_transaction_and_autocommit_modes,
         stress::server_stall_shows_in_p99,
         stress::thresholds_exit_3_and_say_which,
         stress::seed_lines_and_json_only,

@@ -110,6 +110,49 @@ pub fn hot_row_conflicts_are_retried_exactly() {
     assert_eq!(db.scalar("SELECT n FROM counter"), "300");
 }
 
+/// `bench` wraps each call in one transaction by default; `autocommit: true` sends each
+/// statement as its own transaction. Two `txid_current()` calls in one call tell them apart.
+pub fn bench_transaction_and_autocommit_modes() {
+    let db = TestDb::new("bench_modes");
+    db.sql("CREATE TABLE seen (worker int, iteration int, same_tx boolean)");
+    for (autocommit, same) in [(false, "t"), (true, "f")] {
+        db.sql("TRUNCATE seen");
+        let code = format!(
+            r#"
+            let r = bench(#{{ workers: 3, iterations: 40, progress: false, autocommit: {autocommit} }}, |w| {{
+                let a = query_one("SELECT txid_current() AS t").t;
+                let b = query_one("SELECT txid_current() AS t").t;
+                execute("INSERT INTO seen VALUES ($1, $2, $3)", [w.worker, w.iteration, a == b]);
+            }});
+            to_json(r)
+        "#
+        );
+        let v = json(&dsqlsh().args(db.flags()).args(["eval", &code]).run());
+        assert_eq!(v["transactions"], 40, "{v}");
+        assert_eq!(v["failed_transactions"], 0, "{v}");
+        assert_eq!(
+            db.scalar("SELECT count(*) || ' ' || count(DISTINCT (worker, iteration)) FROM seen"),
+            "40 40"
+        );
+        assert_eq!(
+            db.scalar("SELECT DISTINCT same_tx FROM seen"),
+            same,
+            "autocommit: {autocommit}"
+        );
+    }
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["eval", "bench(#{ iterations: 1, autocommit: 1 }, |w| {})"])
+        .run();
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("bench: `autocommit` must be true or false"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// Open model: a 2 s lock on the table stalls the server; transactions keep their schedule, so
 /// the stall appears in the high percentiles instead of disappearing into a lower rate.
 pub fn server_stall_shows_in_p99() {
