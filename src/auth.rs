@@ -137,9 +137,16 @@ fn credentials_error(e: &(dyn std::error::Error + 'static), profile: Option<&str
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         if let Some(ce) = err.downcast_ref::<CredentialsError>() {
+            // The default chain ends with the instance metadata service, so on a machine
+            // with no credentials the last error is usually IMDS's (a timeout, a refusal):
+            // say what to set first, and keep the chain's own words as the detail.
             return match ce {
                 CredentialsError::CredentialsNotLoaded(_) => no_credentials(),
-                other => Error::Auth(format!("could not load AWS credentials: {}", chain(other))),
+                other => Error::Auth(format!(
+                    "{} (the credential chain said: {})",
+                    no_credentials_text(),
+                    chain(other)
+                )),
             };
         }
         source = err.source();
@@ -153,12 +160,13 @@ fn credentials_error(e: &(dyn std::error::Error + 'static), profile: Option<&str
 }
 
 pub fn no_credentials() -> Error {
-    Error::Auth(
-        "no AWS credentials found: set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` \
-         (and `AWS_SESSION_TOKEN` for temporary credentials), or name a profile from \
-         ~/.aws/config with --profile or `AWS_PROFILE`"
-            .into(),
-    )
+    Error::Auth(no_credentials_text().into())
+}
+
+fn no_credentials_text() -> &'static str {
+    "no AWS credentials found: set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` \
+     (and `AWS_SESSION_TOKEN` for temporary credentials), or name a profile from \
+     ~/.aws/config with --profile or `AWS_PROFILE`"
 }
 
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -228,6 +236,22 @@ mod tests {
                 v["name"]
             );
         }
+    }
+
+    /// A provider failure at the end of the default chain (IMDS refusing or timing out on a
+    /// machine with no credentials) still says which variables and option to set.
+    #[test]
+    fn chain_failure_names_the_variables_and_keeps_the_cause() {
+        let e = CredentialsError::provider_error("failed to load IMDS session token");
+        let err = credentials_error(&e, None).to_string();
+        assert_eq!(
+            err,
+            format!(
+                "token: {} (the credential chain said: an error occurred while loading \
+                 credentials: failed to load IMDS session token)",
+                no_credentials_text()
+            )
+        );
     }
 
     #[tokio::test]
