@@ -1,8 +1,8 @@
 //! Side-by-side benchmark: dsqlsh's load engine against pgbench and COPY, on one throwaway
 //! PostgreSQL server, in one run. Prints each figure and the ratios against the issue's targets.
 //!
-//!     cargo bench --bench compare                 # 15 s per timed phase
-//!     BENCH_SECS=5 BENCH_COPY_ROWS=100000 cargo bench --bench compare
+//!     cargo bench --bench compare                 # 15 s per timed phase, 3 rounds
+//!     BENCH_SECS=5 BENCH_RUNS=1 BENCH_COPY_ROWS=100000 cargo bench --bench compare
 //!
 //! Phases (each on an emptied `users` table):
 //! 1. pgbench -M prepared, one-row INSERT, 10 clients  vs  `stress` batch 1, concurrency 10
@@ -10,8 +10,9 @@
 //! 3. `bench` closure doing the same one-row INSERT    vs  native `stress` (phase 1's figure)
 //! 4. peak RSS of `stress` for 10k users               vs  1M users
 //!
-//! Timings on a shared machine are noisy; run it on an idle one and compare ratios, which
-//! are measured back to back on the same server.
+//! Timings on a shared machine are noisy (one 15 s phase can differ from the next by 20%);
+//! run it on an idle one. Phases 1 and 3, then phase 2, are each repeated `BENCH_RUNS` times,
+//! interleaved, and each ratio is the median of the per-round ratios.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -150,6 +151,65 @@ fn pgbench(env: &Env) -> (f64, f64) {
     (tps, percentile(&lat, 0.99))
 }
 
+/// One interleaved round of phases 1 and 3.
+struct Round {
+    pg_tps: f64,
+    pg_p99: f64,
+    st_tps: f64,
+    st_p99: f64,
+    /// `bench` in transaction mode, then with `autocommit`.
+    bench_tps: [f64; 2],
+    bench_p99: [f64; 2],
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// pgbench, native `stress` and the `bench` closure (both modes) on one-row inserts at c10,
+/// each on an emptied table.
+fn one_round(env: &Env) -> Round {
+    reset_table(env);
+    let (pg_tps, pg_p99) = pgbench(env);
+    reset_table(env);
+    let duration = format!("{}s", env.secs);
+    let (st, _) = dsqlsh(
+        env,
+        &[
+            "stress-test",
+            "--duration",
+            &duration,
+            "--concurrency",
+            "10",
+            "--json",
+        ],
+    );
+    let mut round = Round {
+        pg_tps,
+        pg_p99,
+        st_tps: st["txn_per_s"].as_f64().unwrap(),
+        st_p99: st["latency_ms"]["p99"].as_f64().unwrap(),
+        bench_tps: [0.0; 2],
+        bench_p99: [0.0; 2],
+    };
+    // The same insert as a Rhai closure on 10 bench workers: one transaction per call
+    // (BEGIN/COMMIT around it), and with `autocommit` (one statement, as stress sends it).
+    for (i, autocommit) in [false, true].into_iter().enumerate() {
+        reset_table(env);
+        let code = format!(
+            r#"to_json(bench(#{{ workers: 10, duration: "{duration}", progress: false, autocommit: {autocommit} }}, |w| {{
+                execute("INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4)",
+                        [uuid(), "Bench User", `bench.${{w.worker}}.${{w.iteration}}@example.com`, "user"]);
+            }}))"#
+        );
+        let (bn, _) = dsqlsh(env, &["eval", &code]);
+        round.bench_tps[i] = bn["txn_per_s"].as_f64().unwrap();
+        round.bench_p99[i] = bn["latency_ms"]["p99"].as_f64().unwrap();
+    }
+    round
+}
+
 fn main() {
     // `cargo bench` passes --bench; there are no other options.
     let secs: u64 = std::env::var("BENCH_SECS")
@@ -160,6 +220,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
     let root = tempfile::Builder::new()
         .prefix("dsqlsh-bench-")
         .tempdir()
@@ -194,35 +259,41 @@ fn main() {
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "dsqlsh benchmark: {secs} s per timed phase, {cpus} CPUs, one local PostgreSQL server"
+        "dsqlsh benchmark: {secs} s per timed phase, {runs} interleaved rounds, {cpus} CPUs, \
+         one local PostgreSQL server"
     );
     println!();
 
-    // 1. One-row inserts at c10.
-    reset_table(&env);
-    let (pg_tps, pg_p99) = pgbench(&env);
+    // Phases 1-3 run `runs` times, interleaved (pgbench, stress, bench, bench; then again), so
+    // that drift on a shared machine (checkpoints, other tenants) lands on both sides; the
+    // ratios are medians of the per-round ratios.
+    let mut rounds: Vec<Round> = Vec::new();
+    for round in 1..=runs {
+        let r = one_round(&env);
+        println!(
+            "round {round}/{runs}: pgbench {:.0} tps (p99 {:.2} ms), stress {:.0} tps (p99 {:.2} ms), \
+             bench {:.0} / {:.0} tps (transaction / autocommit)",
+            r.pg_tps, r.pg_p99, r.st_tps, r.st_p99, r.bench_tps[0], r.bench_tps[1]
+        );
+        rounds.push(r);
+    }
+    let med = |f: &dyn Fn(&Round) -> f64| median(rounds.iter().map(f).collect());
+    let (pg_tps, pg_p99) = (med(&|r| r.pg_tps), med(&|r| r.pg_p99));
+    let (st_tps, st_p99) = (med(&|r| r.st_tps), med(&|r| r.st_p99));
+    let bench_tps = [med(&|r| r.bench_tps[0]), med(&|r| r.bench_tps[1])];
+    let bench_p99 = [med(&|r| r.bench_p99[0]), med(&|r| r.bench_p99[1])];
+    println!();
+    println!("medians of {runs} rounds:");
     println!("pgbench -M prepared, 1-row INSERT, c10:  {pg_tps:>10.1} tps  p99 {pg_p99:.2} ms");
-    reset_table(&env);
-    let duration = format!("{secs}s");
-    let (st, _) = dsqlsh(
-        &env,
-        &[
-            "stress-test",
-            "--duration",
-            &duration,
-            "--concurrency",
-            "10",
-            "--json",
-        ],
-    );
-    let (st_tps, st_p99) = (
-        st["txn_per_s"].as_f64().unwrap(),
-        st["latency_ms"]["p99"].as_f64().unwrap(),
-    );
     println!("dsqlsh stress, batch 1, c10:             {st_tps:>10.1} tps  p99 {st_p99:.2} ms");
+    for (i, mode) in [",  BEGIN/COMMIT", ", autocommit"].iter().enumerate() {
+        println!(
+            "dsqlsh bench closure, 10 workers{mode}: {:>10.1} tps  p99 {:.2} ms",
+            bench_tps[i], bench_p99[i]
+        );
+    }
 
-    // 2. Bulk load: \copy against large batches.
-    reset_table(&env);
+    // 2. Bulk load: \copy against large batches, also interleaved.
     let csv = env.dir.join("users.csv");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
@@ -235,58 +306,40 @@ fn main() {
             .unwrap();
         }
     }
-    let t = Instant::now();
-    psql(
-        &env,
-        &format!(
-            "\\copy users (id, name, email, role) FROM '{}' WITH (FORMAT csv)",
-            csv.display()
-        ),
-    );
-    let copy_rps = copy_rows as f64 / t.elapsed().as_secs_f64();
-    println!("psql \\copy of {copy_rows} rows:             {copy_rps:>10.0} rows/s");
-    reset_table(&env);
     let users = copy_rows.to_string();
-    let (bulk, _) = dsqlsh(
-        &env,
-        &[
-            "stress-test",
-            "--users",
-            &users,
-            "--batch",
-            "3000",
-            "--concurrency",
-            "4",
-            "--json",
-        ],
-    );
-    let bulk_rps = bulk["rows_per_s"].as_f64().unwrap();
-    println!("dsqlsh stress, batch 3000, c4:           {bulk_rps:>10.0} rows/s");
-
-    // 3. The same insert as a Rhai closure on 10 bench workers: one transaction per call
-    //    (BEGIN/COMMIT around it), and with `autocommit` (one statement, as stress sends it).
-    let mut bench_tps = [0.0f64; 2];
-    for (i, autocommit) in [false, true].into_iter().enumerate() {
+    let mut copies = Vec::new();
+    let mut bulks = Vec::new();
+    for _ in 0..runs {
         reset_table(&env);
-        let code = format!(
-            r#"to_json(bench(#{{ workers: 10, duration: "{secs}s", progress: false, autocommit: {autocommit} }}, |w| {{
-                execute("INSERT INTO users (id, name, email, role) VALUES ($1, $2, $3, $4)",
-                        [uuid(), "Bench User", `bench.${{w.worker}}.${{w.iteration}}@example.com`, "user"]);
-            }}))"#
+        let t = Instant::now();
+        psql(
+            &env,
+            &format!(
+                "\\copy users (id, name, email, role) FROM '{}' WITH (FORMAT csv)",
+                csv.display()
+            ),
         );
-        let (bn, _) = dsqlsh(&env, &["eval", &code]);
-        bench_tps[i] = bn["txn_per_s"].as_f64().unwrap();
-        println!(
-            "dsqlsh bench closure, 10 workers{}: {:>10.1} tps  p99 {:.2} ms",
-            if autocommit {
-                ", autocommit"
-            } else {
-                ",  BEGIN/COMMIT"
-            },
-            bench_tps[i],
-            bn["latency_ms"]["p99"].as_f64().unwrap()
+        copies.push(copy_rows as f64 / t.elapsed().as_secs_f64());
+        reset_table(&env);
+        let (bulk, _) = dsqlsh(
+            &env,
+            &[
+                "stress-test",
+                "--users",
+                &users,
+                "--batch",
+                "3000",
+                "--concurrency",
+                "4",
+                "--json",
+            ],
         );
+        bulks.push(bulk["rows_per_s"].as_f64().unwrap());
     }
+    let bulk_ratio = median(copies.iter().zip(&bulks).map(|(c, b)| b / c).collect());
+    let (copy_rps, bulk_rps) = (median(copies), median(bulks));
+    println!("psql \\copy of {copy_rows} rows:             {copy_rps:>10.0} rows/s");
+    println!("dsqlsh stress, batch 3000, c4:           {bulk_rps:>10.0} rows/s");
 
     // 4. Memory does not grow with the number of rows.
     reset_table(&env);
@@ -328,49 +381,47 @@ fn main() {
 
     println!();
     println!("{:<48} {:>8} {:>8}  met", "ratio", "value", "target");
+    let tps_ratio = med(&|r| r.st_tps / r.pg_tps);
+    let p99_ratio = med(&|r| r.st_p99 / r.pg_p99);
+    let bench_ratio = [
+        med(&|r| r.bench_tps[0] / r.st_tps),
+        med(&|r| r.bench_tps[1] / r.st_tps),
+    ];
+    let rss_ratio = rss_large as f64 / rss_small as f64;
+    let rss_mib = rss_large as f64 / 1024.0;
     let rows = [
         (
             "stress batch 1 tps / pgbench tps",
-            st_tps / pg_tps,
+            tps_ratio,
             1.0,
-            st_tps / pg_tps >= 1.0,
+            tps_ratio >= 1.0,
         ),
         (
             "stress p99 / pgbench p99 (lower is better)",
-            st_p99 / pg_p99,
+            p99_ratio,
             1.0,
-            st_p99 <= pg_p99,
+            p99_ratio <= 1.0,
         ),
         (
             "stress batch 3000 rows/s / \\copy rows/s",
-            bulk_rps / copy_rps,
+            bulk_ratio,
             1.0,
-            bulk_rps >= copy_rps,
+            bulk_ratio >= 1.0,
         ),
         (
             "bench closure (transaction) tps / stress tps",
-            bench_tps[0] / st_tps,
+            bench_ratio[0],
             0.9,
-            bench_tps[0] / st_tps >= 0.9,
+            bench_ratio[0] >= 0.9,
         ),
         (
             "bench closure (autocommit) tps / stress tps",
-            bench_tps[1] / st_tps,
+            bench_ratio[1],
             0.9,
-            bench_tps[1] / st_tps >= 0.9,
+            bench_ratio[1] >= 0.9,
         ),
-        (
-            "RSS 1M / RSS 10k",
-            rss_large as f64 / rss_small as f64,
-            1.5,
-            (rss_large as f64) < 1.5 * rss_small as f64,
-        ),
-        (
-            "RSS 1M in MiB (target < 64)",
-            rss_large as f64 / 1024.0,
-            64.0,
-            (rss_large as f64 / 1024.0) < 64.0,
-        ),
+        ("RSS 1M / RSS 10k", rss_ratio, 1.5, rss_ratio < 1.5),
+        ("RSS 1M in MiB (target < 64)", rss_mib, 64.0, rss_mib < 64.0),
     ];
     for (name, value, target, met) in rows {
         println!(

@@ -178,7 +178,7 @@ pub enum Command {
         #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=366))]
         days: Option<i64>,
         /// Last day of the daily trend, YYYY-MM-DD [default: today]
-        #[arg(long = "as-of", value_name = "DATE")]
+        #[arg(long = "as-of", value_name = "DATE", value_parser = date)]
         as_of: Option<String>,
     },
     /// Concurrent-insert load test (runs stress)
@@ -237,10 +237,10 @@ pub struct StressArgs {
     #[arg(long, value_name = "B", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub batch: Option<i64>,
     /// Stop after this long (e.g. 30s, 5m)
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", value_parser = duration)]
     pub duration: Option<String>,
     /// Start this many transactions per second (open model)
-    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    #[arg(long, value_name = "R", allow_negative_numbers = true, value_parser = rate)]
     pub rate: Option<f64>,
     /// Retries per transaction on a serialization conflict [default: 10]
     #[arg(long = "max-retries", value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..=1000))]
@@ -252,21 +252,51 @@ pub struct StressArgs {
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
     /// Fail (exit 3) when p99 latency exceeds this many milliseconds
-    #[arg(long = "max-p99-ms", value_name = "MS", allow_negative_numbers = true)]
+    #[arg(long = "max-p99-ms", value_name = "MS", allow_negative_numbers = true, value_parser = non_negative)]
     pub max_p99_ms: Option<f64>,
     /// Fail (exit 3) when fewer rows per second are inserted
     #[arg(
         long = "min-rows-per-s",
         value_name = "N",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = non_negative
     )]
     pub min_rows_per_s: Option<f64>,
     /// Fail (exit 3) when more rows fail
-    #[arg(long = "max-failed", value_name = "N", allow_negative_numbers = true)]
+    #[arg(long = "max-failed", value_name = "N", allow_negative_numbers = true, value_parser = clap::value_parser!(i64).range(0..))]
     pub max_failed: Option<i64>,
     /// Print only the JSON result object on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+// Flag values are checked here, so that a mistyped value is a usage error (exit 2) named
+// after its flag, not a failure inside the script the command runs.
+
+fn duration(s: &str) -> Result<String, String> {
+    crate::stress::parse_duration_text(s).map(|_| s.to_string())
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.001..=1e9).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "`{s}` is not a rate from 0.001 to 1e9 transactions per second"
+        )),
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of 0 or more")),
+    }
+}
+
+fn date(s: &str) -> Result<String, String> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map(|_| s.trim().to_string())
+        .map_err(|_| format!("`{s}` is not a date like 2025-01-31"))
 }
 
 #[cfg(test)]

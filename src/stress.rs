@@ -106,6 +106,39 @@ impl Options {
     }
 }
 
+/// `30`, `30s`, `5m`, `1h`, `500ms`: a positive duration (`stress`/`bench` `duration`, and the
+/// `--duration` flag, which is checked when the command line is parsed).
+pub fn parse_duration_text(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (t, 1.0)
+    };
+    let secs =
+        num.trim().parse::<f64>().map(|n| n * mult).map_err(|_| {
+            format!("`{text}` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)")
+        })?;
+    duration_from_secs(secs, &format!("`{text}`"))
+}
+
+/// A positive, representable number of seconds; `shown` is how the value was written.
+pub fn duration_from_secs(secs: f64, shown: &str) -> Result<Duration, String> {
+    if secs > 0.0 && secs < 1e9 {
+        Ok(Duration::from_secs_f64(secs))
+    } else if secs > 0.0 {
+        Err(format!("{shown} is too long (at most 1e9 seconds)"))
+    } else {
+        Err(format!("the duration must be positive, got {shown}"))
+    }
+}
+
 /// A generous estimate of one generated row as stored (id, name, email, role, timestamp, overhead).
 const ESTIMATED_ROW_BYTES: usize = 256;
 

@@ -202,17 +202,18 @@ impl Repl {
     /// Run one complete entry. Never panics and never ends the session by itself.
     pub fn entry(&mut self, text: &str) -> Step {
         crate::runtime::reset_interrupt();
-        // Timing is about statements and scripts, not about `.timing on` itself.
+        // Timing is about statements and scripts (`.run` included), not about `.timing on`.
         let timed = self.timing
-            && matches!(
-                input::classify(text, self.mode()),
-                Kind::Sql(_) | Kind::Rhai(_)
-            );
+            && match input::classify(text, self.mode()) {
+                Kind::Sql(_) | Kind::Rhai(_) => true,
+                Kind::Meta(command) => command.split_whitespace().next() == Some("run"),
+                Kind::Blank => false,
+            };
         let started = Instant::now();
         IN_ENTRY.with(|f| f.set(true));
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(text)));
         IN_ENTRY.with(|f| f.set(false));
-        let step = outcome.unwrap_or_else(|payload| {
+        let mut step = outcome.unwrap_or_else(|payload| {
             // A panic is a bug in dsqlsh, but one bad call must not lose the user's session.
             self.session.abandon_transaction();
             let message = payload
@@ -231,6 +232,13 @@ impl Repl {
             );
             Step::Failed
         });
+        // A load run stopped by Ctrl-C or over a threshold sets the exit status of a script
+        // run (130, 3); in a shell it concerns that entry only. Piped, the entry counts as
+        // failed, so the exit status still tells a job that something went wrong.
+        let (load_interrupted, breached) = self.session.host.take_load_outcome();
+        if (load_interrupted || breached) && !self.interactive && step == Step::Ok {
+            step = Step::Failed;
+        }
         if output::broken_pipe() {
             // Whoever read stdout has gone (`dsqlsh repl < x | head`): stop quietly, as `run` does.
             return Step::Quit(Some(0));

@@ -45,6 +45,52 @@ fn ask(question: &str) -> RhaiResult<String> {
     }
 }
 
+/// `check_args(ARGS, ["users", ...])`: a script's first line, so that a misspelled
+/// `KEY=VALUE` on the command line is a usage error (exit 2) instead of silently ignored.
+fn check_args(args: &Map, known: &Array) -> RhaiResult<()> {
+    let known: Vec<String> = known.iter().map(|k| k.to_string()).collect();
+    let mut unknown: Vec<&str> = args
+        .keys()
+        .map(|k| k.as_str())
+        .filter(|k| !known.iter().any(|n| n == k))
+        .collect();
+    unknown.sort();
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let hint = known
+        .iter()
+        .map(|k| (edit_distance(first, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    let listed = if known.is_empty() {
+        "this script takes no arguments".to_string()
+    } else {
+        format!("this script takes {}", known.join(", "))
+    };
+    Err(super::usage_error(format!(
+        "unknown script argument `{first}` ({listed}){hint}"
+    )))
+}
+
+/// Levenshtein distance in characters, for "did you mean" hints.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// A table needs rows that are maps (as `query` returns); anything else is a mistake to report.
 fn check_rows(rows: &Array) -> RhaiResult<()> {
     match rows.iter().position(|r| !r.is_map()) {
@@ -93,7 +139,13 @@ fn chart_entries(data: &Dynamic) -> RhaiResult<Vec<(String, f64)>> {
 }
 
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
-    engine.register_fn("uuid", || uuid::Uuid::new_v4().to_string());
+    // From the thread's RNG (a CSPRNG seeded by the OS), as stress does: a workload calling
+    // uuid() per transaction then pays no getrandom syscall for it.
+    engine.register_fn("uuid", || {
+        uuid::Builder::from_random_bytes(rand::random())
+            .into_uuid()
+            .to_string()
+    });
     engine.register_fn("now", || {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
     });
@@ -181,6 +233,12 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         Err(Box::new(EvalAltResult::Exit(Dynamic::UNIT, Position::NONE)))
     });
 
+    engine.register_fn("check_args", |args: Map, known: Array| {
+        check_args(&args, &known)
+    });
+    engine.register_type_with_name::<super::UsageError>("UsageError");
+    engine.register_fn("to_string", |e: &mut super::UsageError| e.0.clone());
+    engine.register_fn("to_debug", |e: &mut super::UsageError| e.0.clone());
     engine.register_fn("eprint", |v: Dynamic| {
         eprintln!("{}", output::display_value(&v))
     });
@@ -263,4 +321,43 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     engine.register_fn("pad_left", |s: &str, w: i64| {
         output::pad_left(s, w.max(0) as usize)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_characters() {
+        assert_eq!(edit_distance("concurency", "concurrency"), 1);
+        assert_eq!(edit_distance("topp", "top"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("été", "ete"), 2);
+    }
+
+    #[test]
+    fn unknown_arguments_are_named_with_a_hint() {
+        let known: Array = ["users", "concurrency"]
+            .iter()
+            .map(|k| Dynamic::from(*k))
+            .collect();
+        let mut args = Map::new();
+        args.insert("users".into(), Dynamic::from_int(1));
+        assert!(check_args(&args, &known).is_ok());
+        args.insert("concurency".into(), Dynamic::from_int(5));
+        args.insert("zzz".into(), Dynamic::from_int(5));
+        let err = check_args(&args, &known).unwrap_err();
+        assert_eq!(
+            super::super::report::message(&err),
+            "unknown script argument `concurency` (this script takes users, concurrency); \
+             did you mean `concurrency`?"
+        );
+        let mut args = Map::new();
+        args.insert("x".into(), Dynamic::TRUE);
+        let err = check_args(&args, &Array::new()).unwrap_err();
+        assert_eq!(
+            super::super::report::message(&err),
+            "unknown script argument `x` (this script takes no arguments)"
+        );
+    }
 }

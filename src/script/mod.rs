@@ -126,6 +126,16 @@ impl Host {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Read and clear both load-run outcomes (interrupted, threshold breached): the REPL
+    /// takes them after each entry, so one entry's run does not decide the session's status.
+    pub fn take_load_outcome(&self) -> (bool, bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.load_interrupted.swap(false, SeqCst),
+            self.threshold_breached.swap(false, SeqCst),
+        )
+    }
+
     pub fn threshold_breached(&self) -> bool {
         self.threshold_breached
             .load(std::sync::atomic::Ordering::SeqCst)
@@ -212,6 +222,19 @@ impl Session {
             None => self.host.default_db(),
         }
     }
+}
+
+/// The value of an error that is the caller's command line at fault (a misspelled `KEY=VALUE`
+/// argument): the run exits with the usage status 2 instead of 1. Catchable like any error.
+#[derive(Debug, Clone)]
+pub struct UsageError(pub String);
+
+/// A Rhai runtime error for a usage mistake (see `UsageError`).
+pub fn usage_error(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(UsageError(message.into())),
+        Position::NONE,
+    ))
 }
 
 /// A Rhai runtime error carrying a plain message.
@@ -379,10 +402,14 @@ fn classify(e: &EvalAltResult, source: &Source) -> Error {
     if crate::output::broken_pipe() {
         return Error::Exit(0);
     }
-    if let EvalAltResult::ErrorTerminated(..) = report::innermost(e) {
-        return Error::Interrupted;
+    match report::innermost(e) {
+        EvalAltResult::ErrorTerminated(..) => Error::Interrupted,
+        // The command line is at fault, not the script: no caret into the script's source.
+        EvalAltResult::ErrorRuntime(v, _) if v.is::<UsageError>() => {
+            Error::Usage(v.clone_cast::<UsageError>().0)
+        }
+        _ => Error::Script(report::render_eval(e, source)),
     }
-    Error::Script(report::render_eval(e, source))
 }
 
 /// `ARGS` from `KEY=VALUE` strings; values that parse as integers, floats or booleans are typed.

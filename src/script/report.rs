@@ -43,6 +43,9 @@ pub fn message(e: &EvalAltResult) -> String {
                     };
                 }
             }
+            if let Some(usage) = value.read_lock::<super::UsageError>() {
+                return usage.0.clone();
+            }
             if value.is_string() {
                 value.to_string()
             } else {
@@ -54,6 +57,13 @@ pub fn message(e: &EvalAltResult) -> String {
                 "no function matches `{sig}` (unknown name, or wrong number or types of arguments)"
             )
         }
+        // Rhai locks a variable captured by a closure while a method runs on it, so
+        // `a.transaction(|| a.query(..))` cannot reach `a` from inside; say what works.
+        EvalAltResult::ErrorDataRace(what, _) => format!(
+            "a variable is in use by the call it was passed to ({what}): a closure cannot \
+             use `x` while `x.f(...)` runs it; write `f(x, || ...)` instead, and inside \
+             `transaction` call `query`/`execute` without a handle (they run on its connection)"
+        ),
         other => strip_position(&other.to_string()),
     }
 }

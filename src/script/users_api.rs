@@ -87,31 +87,9 @@ pub(super) fn parse_duration(v: &Dynamic) -> Result<Duration, String> {
     } else if let Ok(f) = v.as_float() {
         f
     } else {
-        let s = v.to_string();
-        let t = s.trim();
-        let (num, mult) = if let Some(n) = t.strip_suffix("ms") {
-            (n, 0.001)
-        } else if let Some(n) = t.strip_suffix('s') {
-            (n, 1.0)
-        } else if let Some(n) = t.strip_suffix('m') {
-            (n, 60.0)
-        } else if let Some(n) = t.strip_suffix('h') {
-            (n, 3600.0)
-        } else {
-            (t, 1.0)
-        };
-        num.trim()
-            .parse::<f64>()
-            .map(|n| n * mult)
-            .map_err(|_| format!("`{s}` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"))?
+        return crate::stress::parse_duration_text(&v.to_string());
     };
-    if secs > 0.0 && secs < 1e9 {
-        Ok(Duration::from_secs_f64(secs))
-    } else if secs > 0.0 {
-        Err(format!("{} is too long (at most 1e9 seconds)", show(v)))
-    } else {
-        Err(format!("the duration must be positive, got {}", show(v)))
-    }
+    crate::stress::duration_from_secs(secs, &show(v))
 }
 
 pub fn stress_options(opts: &Map, dsql: bool) -> RhaiResult<Options> {

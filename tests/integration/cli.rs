@@ -103,6 +103,11 @@ pub fn eval_prints_values() {
             "{\"k\":[1,\"v\"]}\n",
         ),
         ("format_number(1234567)", "1,234,567\n"),
+        // uuid(): 36 characters, version 4, RFC 4122 variant, a new one each call.
+        (
+            "let a = uuid(); let b = uuid(); `${a.len()} ${a[14]} ${\"89ab\".contains(a[19])} ${a != b}`",
+            "36 4 true true\n",
+        ),
     ];
     for (code, expected) in cases {
         assert_eq!(dsqlsh().args(["eval", code]).run().ok(), expected, "{code}");

@@ -55,10 +55,38 @@ fn check(name: &str, stdout: &str, db: &TestDb) {
                 stdout.starts_with("moved 10 from 1 to 2 in 1 attempt(s)\n"),
                 "{stdout}"
             );
-            assert_eq!(
-                db.scalar("SELECT string_agg(balance::text, ',' ORDER BY id) FROM accounts"),
-                "90,110"
-            );
+            let balances =
+                || db.scalar("SELECT string_agg(balance::text, ',' ORDER BY id) FROM accounts");
+            assert_eq!(balances(), "90,110");
+            // Money is never created or destroyed: a missing target account, a negative or
+            // fractional amount, or a transfer to the same account fails and changes nothing.
+            let example = repo().join("examples/transfer_with_retry.rhai");
+            for (args, error) in [
+                (&["to=9", "amount=1"][..], "no account 9"),
+                (
+                    &["amount=-5"][..],
+                    "amount must be a positive whole number, got -5",
+                ),
+                (
+                    &["amount=2.5"][..],
+                    "amount must be a positive whole number, got 2.5",
+                ),
+                (
+                    &["from=2", "to=2"][..],
+                    "from and to are the same account (2)",
+                ),
+            ] {
+                let out = dsqlsh()
+                    .args(db.flags())
+                    .arg("run")
+                    .arg(example.display().to_string())
+                    .args(args.iter().copied())
+                    .run();
+                assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+                assert!(out.stderr.contains(error), "{args:?}: {}", out.stderr);
+                assert_eq!(out.stdout, "", "{args:?}");
+                assert_eq!(balances(), "90,110", "{args:?}");
+            }
         }
         "bench_workload" => {
             assert!(

@@ -98,6 +98,7 @@ fn main() {
         repl::run_shares_the_pool_and_session,
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
+        transactions::transaction_on_a_handle,
         transactions::nested_calls_in_every_mode,
         transactions::lost_connection_ends_the_transaction,
         values::round_trip_in_run,

@@ -162,6 +162,23 @@ pub fn ctrl_c_cancels_the_running_query() {
     enter(&mut pty, "before");
     expect(&mut pty, "\r\n7\r\n");
     expect(&mut pty, PROMPT);
+    // Ctrl-C during a load run stops it with its report; that entry's outcome (130 for a
+    // script) does not become the exit status of the shell, which still ends with 0.
+    enter(
+        &mut pty,
+        "let r = stress(#{ users: 100000000, concurrency: 2, progress: false }); r.interrupted",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.scalar("SELECT count(*) > 0 FROM pg_tables WHERE tablename = 'users'") != "t"
+        || db.scalar("SELECT count(*) > 0 FROM users") != "t"
+    {
+        assert!(Instant::now() < deadline, "stress never inserted a row");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    pty.send_control('c').unwrap();
+    pty.flush().unwrap();
+    expect(&mut pty, "\r\ntrue\r\n");
+    expect(&mut pty, PROMPT);
     quit_with_ctrl_d(pty);
 }
 

@@ -264,9 +264,21 @@ pub fn bad_zone_and_options_are_named() {
              inverted; use an IANA name such as Asia/Kolkata or America/New_York"
         )
     );
+    // The flag is checked before anything runs (exit 2); a script's value, by the server.
     let out = dsqlsh()
         .args(db.flags())
         .args(["user-stats", "--as-of", "someday"])
+        .run();
+    assert_eq!(
+        (out.code, out.first_err_line()),
+        (
+            2,
+            "error: invalid value 'someday' for '--as-of <DATE>': `someday` is not a date like 2025-01-31"
+        )
+    );
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["run", "user_stats", "as_of=someday"])
         .run();
     assert_eq!(
         (out.code, out.first_err_line()),

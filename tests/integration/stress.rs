@@ -291,25 +291,35 @@ pub fn bad_options_are_named() {
     let db = TestDb::new("stress_bad");
     for (args, first) in [
         (vec!["run", "stress", "users=0"], "error: stress: `users` must be an integer from 1 to 9223372036854775807, got 0"),
-        (vec!["stress-test", "--duration", "soon"], "error: stress: `duration`: `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
+        (vec!["run", "stress", "duration=soon"], "error: stress: `duration`: `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
         (vec!["stress-test", "--table", "users; DROP TABLE x"], "error: stress: invalid table name `users; DROP TABLE x`: use letters, digits and `_` (optionally `schema.table`)"),
-        (vec!["stress-test", "--rate", "0"], "error: stress: `rate` must be from 0.001 to 1e9 transactions per second"),
+        (vec!["run", "stress", "rate=0"], "error: stress: `rate` must be from 0.001 to 1e9 transactions per second"),
     ] {
         let out = dsqlsh().args(db.flags()).args(args.clone()).run();
         out.no_panic();
         assert_eq!((out.code, out.first_err_line()), (1, first), "{args:?}");
     }
-    // Flags of stress-test are range-checked by the argument parser: usage errors, exit 2.
-    let out = dsqlsh()
-        .args(db.flags())
-        .args(["stress-test", "--users", "0"])
-        .run();
+    // Flags of stress-test are checked by the argument parser, and a misspelled KEY=VALUE
+    // argument is refused by the script: usage errors, exit 2, before anything runs.
+    for (args, first) in [
+        (vec!["stress-test", "--users", "0"], "error: invalid value '0' for '--users <N>': 0 is not in 1..9223372036854775807"),
+        (vec!["stress-test", "--duration", "soon"], "error: invalid value 'soon' for '--duration <D>': `soon` is not a duration (use seconds, or 30s, 5m, 1h, 500ms)"),
+        (vec!["stress-test", "--duration", "0s"], "error: invalid value '0s' for '--duration <D>': the duration must be positive, got `0s`"),
+        (vec!["stress-test", "--rate", "0"], "error: invalid value '0' for '--rate <R>': `0` is not a rate from 0.001 to 1e9 transactions per second"),
+        (vec!["stress-test", "--max-p99-ms", "-1"], "error: invalid value '-1' for '--max-p99-ms <MS>': `-1` is not a number of 0 or more"),
+        (vec!["user-stats", "--as-of", "2026-13-01"], "error: invalid value '2026-13-01' for '--as-of <DATE>': `2026-13-01` is not a date like 2025-01-31"),
+        (vec!["run", "stress", "users=5", "concurency=50"], "error: unknown script argument `concurency` (this script takes users, concurrency, batch, duration, rate, max_retries, seed, table, max_p99_ms, min_rows_per_s, max_failed, json); did you mean `concurrency`?"),
+        (vec!["run", "user_stats", "topp=1"], "error: unknown script argument `topp` (this script takes tz, top, days, as_of, json); did you mean `top`?"),
+    ] {
+        let out = dsqlsh().args(db.flags()).args(args.clone()).run();
+        out.no_panic();
+        assert_eq!((out.code, out.first_err_line()), (2, first), "{args:?}");
+        assert_eq!(out.stdout, "", "{args:?}");
+    }
     assert_eq!(
-        (out.code, out.first_err_line()),
-        (
-            2,
-            "error: invalid value '0' for '--users <N>': 0 is not in 1..9223372036854775807"
-        )
+        db.scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'users'"),
+        "0",
+        "nothing ran"
     );
 }
 

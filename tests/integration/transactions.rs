@@ -38,6 +38,31 @@ pub fn commit_rollback_and_caught_errors() {
     );
 }
 
+/// A transaction on a connection handle: plain `query` inside runs on that handle's
+/// transaction; `transaction(a, || a.query(..))` works too; the method form whose closure uses
+/// the handle cannot (Rhai locks `a` during the call) and says what to write instead.
+pub fn transaction_on_a_handle() {
+    let db = TestDb::new("tx_handle");
+    let code = r#"
+        let a = connect();
+        let same = a.transaction(|| query_one("SELECT txid_current() AS t").t == query_one("SELECT txid_current() AS t").t);
+        let level = transaction(a, || a.query_one("SHOW transaction_isolation").transaction_isolation);
+        `${same} ${level}`
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(out.ok(), "true repeatable read\n");
+    let code = "let a = connect();\nlet r = a.transaction(|| a.query(\"SELECT 1\"));\n";
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        "error: a variable is in use by the call it was passed to (argument #1 of function \
+         'transaction'): a closure cannot use `x` while `x.f(...)` runs it; write \
+         `f(x, || ...)` instead, and inside `transaction` call `query`/`execute` without a \
+         handle (they run on its connection)\n  --> <eval>\n"
+    );
+}
+
 /// Real serialization failures (40001) from REPEATABLE READ on a hot row: every increment
 /// lands exactly once, and some of them needed retries.
 pub fn conflicts_are_retried() {
