@@ -62,6 +62,7 @@ fn piped(repl: &mut Repl) -> i32 {
     let stdin = std::io::stdin();
     let mut buffer = String::new();
     let mut failed = false;
+    let mut line_no = 0;
     loop {
         crate::runtime::reset_interrupt();
         let mut line = String::new();
@@ -76,6 +77,11 @@ fn piped(repl: &mut Repl) -> i32 {
                 false
             }
         };
+        line_no += 1;
+        if buffer.trim().is_empty() {
+            // Errors name lines of the input, as for a script file.
+            repl.origin = Some(line_no);
+        }
         buffer.push_str(&line);
         if !more
             && !buffer.trim().is_empty()
@@ -137,6 +143,9 @@ pub struct Repl {
     format: Format,
     timing: bool,
     interactive: bool,
+    /// Piped input: the line of stdin the current entry starts on, so that errors point at
+    /// `<stdin>:line:column` rather than at a line of the entry.
+    origin: Option<usize>,
     /// A transaction opened with SQL (`\BEGIN;`) and whether a statement in it failed, so
     /// that COMMIT prints ROLLBACK when the server rolls back (sqlx does not pass the server's
     /// command tag on).
@@ -185,6 +194,7 @@ impl Repl {
             format: Format::Table,
             timing: false,
             interactive,
+            origin: None,
             sql_tx: SqlTx::None,
         };
         repl.update_names();
@@ -260,8 +270,15 @@ impl Repl {
     }
 
     fn run_rhai(&mut self, code: &str) -> Step {
+        // Piped, the entry is compiled after as many empty lines as precede it in the input,
+        // so every position (carets, "called at line N") is a line of stdin.
+        let (name, text) = match self.origin {
+            Some(line) => ("<stdin>", format!("{}{code}", "\n".repeat(line - 1))),
+            None => ("<repl>", code.to_string()),
+        };
+        let code = text.as_str();
         let source = Source {
-            name: "<repl>".into(),
+            name: name.into(),
             text: code.to_string(),
             dir: None,
         };
@@ -325,7 +342,9 @@ impl Repl {
         }
         match innermost_fn.and_then(|name| Some((name, self.fn_sources.get(name)?))) {
             Some((name, text)) if **text != *current.text => Source {
-                name: if name.starts_with("anon$") {
+                name: if self.origin.is_some() {
+                    "<stdin>".into()
+                } else if name.starts_with("anon$") {
                     "<repl, closure>".into()
                 } else {
                     format!("<repl, fn {name}>")
@@ -364,6 +383,8 @@ impl Repl {
                     }
                     if let EvalAltResult::ErrorTerminated(..) = report::innermost(&e) {
                         eprintln!("interrupted");
+                    } else if let Some(line) = self.origin {
+                        eprintln!("error: {}\n  --> <stdin>:{line}", report::message(&e));
                     } else {
                         eprintln!("error: {}", report::message(&e));
                     }

@@ -338,9 +338,9 @@ pub fn piped_errors_continue_and_set_the_status() {
     assert_eq!(out.stdout, "2\n3\n");
     assert_eq!(
         out.stderr,
-        "error: syntax error: Unexpected '*'\n  --> <repl>:1:12\n   |\n 1 | let b = a +* 2;\n   |            ^\n\
-         error: database error 42703: column \"nosuch\" does not exist\n\
-         error: Division by zero: 1 / 0 (in `f` called at line 1)\n  --> <repl, fn f>:2:5\n   |\n 2 |   x / 0\n   |     ^\n\
+        "error: syntax error: Unexpected '*'\n  --> <stdin>:2:12\n   |\n 2 | let b = a +* 2;\n   |            ^\n\
+         error: database error 42703: column \"nosuch\" does not exist\n  --> <stdin>:3\n\
+         error: Division by zero: 1 / 0 (in `f` called at line 8)\n  --> <stdin>:5:5\n   |\n 5 |   x / 0\n   |     ^\n\
          error: unknown command `.nosuch` (`.help` lists the commands)\n\
          error: input ended in the middle of an entry (it starts `if a {`)\n"
     );
