@@ -44,6 +44,8 @@ pub mod oid {
     pub const RECORD: u32 = 2249;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const INET: u32 = 869;
+    pub const CIDR: u32 = 650;
 
     pub const BOOL_ARRAY: u32 = 1000;
     pub const INT8_ARRAY: u32 = 1016;
@@ -75,6 +77,8 @@ pub mod oid {
         (1270, TIMETZ),
         (2951, UUID),
         (3807, JSONB),
+        (1041, INET),
+        (651, CIDR),
     ];
 
     pub fn element_of(array: u32) -> Option<u32> {
@@ -109,6 +113,8 @@ pub fn type_name(type_oid: u32) -> String {
         oid::TIMETZ => "timetz",
         oid::NUMERIC => "numeric",
         oid::UUID => "uuid",
+        oid::INET => "inet",
+        oid::CIDR => "cidr",
         oid::JSONB => "jsonb",
         other => {
             return match oid::element_of(other) {
@@ -219,6 +225,7 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
                 be_i32(&bytes[12..])?,
             ))
         }
+        oid::INET | oid::CIDR => Dynamic::from(inet_text(bytes)?),
         oid::VOID => Dynamic::UNIT,
         oid::RECORD => decode_record(bytes)?,
         other => match oid::element_of(other) {
@@ -227,6 +234,36 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
         },
     };
     Ok(Some(v))
+}
+
+/// inet/cidr as PostgreSQL's output function writes them (the `::text` cast would add `/32`
+/// to a host address): family, mask bits, is-cidr flag, address length, address bytes.
+fn inet_text(bytes: &[u8]) -> Result<String, String> {
+    let [family, bits, is_cidr, len, addr @ ..] = bytes else {
+        return Err("bad inet".into());
+    };
+    let (bits, max) = (*bits as u32, if *family == 2 { 32 } else { 128 });
+    if addr.len() != *len as usize || addr.len() * 8 != max as usize {
+        return Err("bad inet".into());
+    }
+    let text = if *family == 2 {
+        std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string()
+    } else {
+        let octets: [u8; 16] = addr.try_into().map_err(|_| "bad inet")?;
+        let v6 = std::net::Ipv6Addr::from(octets);
+        let w = v6.segments();
+        // PostgreSQL (like BIND) writes an IPv4-compatible address as ::a.b.c.d; Rust as hex.
+        if w[..6] == [0; 6] && w[6] != 0 {
+            format!("::{}", std::net::Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15]))
+        } else {
+            v6.to_string()
+        }
+    };
+    Ok(if *is_cidr != 0 || bits != max {
+        format!("{text}/{bits}")
+    } else {
+        text
+    })
 }
 
 /// JSON text to a Rhai value; text that serde cannot hold (say a number beyond f64) stays text.

@@ -105,6 +105,7 @@ fn main() {
         values::round_trip_in_eval,
         values::binding_strings_to_typed_parameters,
         values::duplicate_column_names_keep_every_value,
+        values::inet_and_cidr_read_as_the_server_writes_them,
     ];
     let cluster = support::Cluster::start();
     let conclusion = libtest_mimic::run(&args, trials);

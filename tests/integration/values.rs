@@ -95,3 +95,49 @@ pub fn duplicate_column_names_keep_every_value() {
         "{\"id\":1,\"id_2\":2,\"id_2_2\":3,\"?column?\":4}\n"
     );
 }
+
+/// inet and cidr read exactly as the server's output function writes them (the text cast
+/// would add `/32`), IPv6 compression and IPv4-compatible forms included; arrays too.
+pub fn inet_and_cidr_read_as_the_server_writes_them() {
+    let db = TestDb::new("values_inet");
+    let inets = [
+        "1.2.3.4",
+        "1.2.3.4/24",
+        "0.0.0.0/0",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "2001:db8::1",
+        "2001:db8:0:0:1:0:0:1",
+        "2001:db8::/32",
+        "fe80::1:2:3:4/64",
+        "::ffff:1.2.3.4",
+        "::1.2.3.4",
+        "1:0:0:2::3",
+    ];
+    for (ty, values) in [("inet", &inets[..]), ("cidr", &["10.0.0.0/8", "10.1.2.3/32", "2001:db8::/32", "::/0"][..])] {
+        let list = values
+            .iter()
+            .map(|v| format!("'{v}'::{ty}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT v FROM unnest(ARRAY[{list}]) WITH ORDINALITY AS t(v, i) ORDER BY i"
+        );
+        let expected: Vec<String> = db.sql(&sql).into_iter().map(|r| r["v"].clone()).collect();
+        let out = dsqlsh()
+            .args(db.flags())
+            .args(["eval", &format!("to_json(query(\"{sql}\").map(|r| r.v))")])
+            .run();
+        let got: Vec<String> = serde_json::from_str(out.ok()).expect("a JSON array");
+        assert_eq!(got, expected, "{ty}");
+    }
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "eval",
+            "to_json(query_one(\"SELECT ARRAY['1.2.3.4'::inet, NULL, '::1/64'] AS a\").a)",
+        ])
+        .run();
+    assert_eq!(out.ok(), "[\"1.2.3.4\",null,\"::1/64\"]\n");
+}
