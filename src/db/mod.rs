@@ -463,7 +463,17 @@ fn tls_handshake_error(io: &std::io::Error) -> Option<&rustls::Error> {
 }
 
 fn tls_reason(target: &Target, t: &dyn std::fmt::Display) -> String {
+    let text = t.to_string();
     match target {
+        // The server refused TLS altogether: nothing was verified, so do not say it failed.
+        Target::Dsql(d) if text.contains("does not support TLS") => format!(
+            "the server at {} does not accept TLS, which every DSQL endpoint does; check the \
+             address (--connect-addr, or what `{}` resolves to)",
+            d.connect_addr
+                .as_ref()
+                .map_or_else(|| format!("`{}`", d.endpoint), |a| format!("`{a}`")),
+            d.endpoint
+        ),
         Target::Dsql(d) => format!(
             "TLS verification of `{}` failed using {}: {t}",
             d.endpoint,

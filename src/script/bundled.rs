@@ -41,13 +41,20 @@ pub fn find(name: &str) -> Option<&'static Bundled> {
 
 impl Bundled {
     /// The first line of the script's opening comment.
+    /// The opening comment's first line without the `name:` it starts with.
     pub fn summary(&self) -> String {
-        self.text
+        let line = self
+            .text
             .lines()
             .map(str::trim)
             .find(|l| l.starts_with("//"))
-            .map(|l| l.trim_start_matches('/').trim().to_string())
-            .unwrap_or_default()
+            .map(|l| l.trim_start_matches('/').trim())
+            .unwrap_or_default();
+        line.strip_prefix(self.name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .unwrap_or(line)
+            .trim()
+            .to_string()
     }
 
     pub fn file_name(&self) -> String {

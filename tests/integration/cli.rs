@@ -52,6 +52,10 @@ pub fn scripts_list_show_eject() {
             "user_stats"
         ]
     );
+    assert_eq!(
+        list.ok().lines().nth(3),
+        Some("stress      concurrent-insert load test on the users table (created when missing).")
+    );
 
     let repo_stress =
         std::fs::read_to_string(crate::support::repo().join("scripts/stress.rhai")).unwrap();

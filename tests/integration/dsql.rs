@@ -852,6 +852,37 @@ pub fn error_tls_failure_names_host_and_root() {
     assert!(fx.passwords().is_empty());
 }
 
+/// A server that answers the SSLRequest with `N` (a plain PostgreSQL, a wrong port) is named
+/// as not accepting TLS, not as a failed verification.
+pub fn error_server_without_tls_is_named() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        s.read_exact(&mut request).unwrap();
+        // The SSLRequest code, 80877103; the answer `N` means "no TLS here".
+        assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+        s.write_all(b"N").unwrap();
+    });
+    let out = with_keys(
+        dsqlsh().args(["--endpoint", HOST, "--connect-addr", &addr.to_string()]),
+        SECRET_ACCESS_KEY,
+    )
+    .args(["eval", PROBE])
+    .run();
+    server.join().unwrap();
+    assert_fails_with(
+        &out,
+        &format!(
+            "error: cannot connect to DSQL endpoint `{HOST}` (via {addr}): the server at `{addr}` \
+             does not accept TLS, which every DSQL endpoint does; check the address \
+             (--connect-addr, or what `{HOST}` resolves to) (SQLSTATE 08001)"
+        ),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets
 

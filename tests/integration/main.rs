@@ -52,6 +52,7 @@ fn main() {
         dsql::error_region_missing_for_a_non_dsql_host,
         dsql::error_auth_rejected_names_the_token_kind_and_action,
         dsql::error_tls_failure_names_host_and_root,
+        dsql::error_server_without_tls_is_named,
         dsql::nothing_printed_leaks_a_token_or_secret,
         errors::syntax_error,
         errors::wrong_argument_type,
