@@ -486,7 +486,9 @@ fn tls_reason(target: &Target, t: &dyn std::fmt::Display) -> String {
     }
 }
 
-/// Class 08: the connection is gone, could not be made, or is out of step with the server.
+/// Class 08: the connection is gone, could not be made, or is out of step with the server;
+/// also 57P01/57P02, the server's last words before it closes a session it terminated
+/// (`pg_terminate_backend`, a shutdown).
 pub fn is_connection_error(e: &DbError) -> bool {
-    e.sqlstate.starts_with("08")
+    e.sqlstate.starts_with("08") || e.sqlstate == "57P01" || e.sqlstate == "57P02"
 }

@@ -82,10 +82,16 @@ impl Session {
     }
 
     /// The next statement runs on a new connection: say once that session state is gone.
-    fn note_reconnect(&self) {
+    /// `lost`: the old one just failed (the statement's own error follows this note).
+    fn note_reconnect(&self, lost: bool) {
+        let why = if lost {
+            "the connection was lost; the next statement will use a new one"
+        } else {
+            "continuing on a new connection (the old one reached its lifetime)"
+        };
         eprintln!(
-            "dsqlsh: note: continuing on a new connection; settings made with SET and temporary \
-             tables of the previous one are gone"
+            "dsqlsh: note: {why}; settings made with SET and temporary tables of the old one \
+             are gone"
         );
     }
 
@@ -131,7 +137,7 @@ impl Session {
             stale => {
                 if let Some(i) = stale {
                     conns.remove(i);
-                    self.note_reconnect();
+                    self.note_reconnect(false);
                 }
                 let (conn, backend_pid) = self
                     .rt()
@@ -173,7 +179,7 @@ impl Session {
                         *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(dead.db.clone());
                     }
-                    self.note_reconnect();
+                    self.note_reconnect(true);
                 }
                 Err(db_error(e))
             }
@@ -441,6 +447,9 @@ impl Session {
                 .map(|_| ())
                 .map_err(crate::db::error::from_sqlx)
         });
+        // The transaction is over whatever the answer; a connection that died on this very
+        // COMMIT or ROLLBACK must not block the statements that follow it.
+        self.clear_lost_tx();
         self.mark_tx(db, false);
         match result {
             Ok(()) => Ok(()),

@@ -156,4 +156,29 @@ pub fn lost_connection_ends_the_transaction() {
         "killed: 57P01\nrefused: 08006\ntransaction: 08006\n0\n"
     );
     assert_eq!(db.scalar("SELECT count(*) FROM txt"), "0");
+    // The closure catches the loss and returns normally: the transaction still fails (nothing
+    // was committed), and the statements after it run on a new connection.
+    let code = r#"
+        try {
+            transaction(#{ retries: 0 }, || {
+                execute("INSERT INTO txt VALUES ('A')");
+                try { execute("SELECT pg_terminate_backend(pg_backend_pid())"); } catch (e) {}
+                "done"
+            });
+        } catch (e) {
+            print(`transaction: ${e.sqlstate}: ${e.message}`);
+        }
+        query_one("SELECT count(*) AS n FROM txt").n
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(
+        out.ok(),
+        "transaction: 08006: the transaction was aborted by an earlier error that the script \
+         caught: the connection was lost inside the transaction; it was not committed\n0\n"
+    );
+    assert_eq!(
+        out.stderr,
+        "dsqlsh: note: the connection was lost; the next statement will use a new one; settings \
+         made with SET and temporary tables of the old one are gone\n"
+    );
 }
