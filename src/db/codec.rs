@@ -254,7 +254,10 @@ fn inet_text(bytes: &[u8]) -> Result<String, String> {
         let w = v6.segments();
         // PostgreSQL (like BIND) writes an IPv4-compatible address as ::a.b.c.d; Rust as hex.
         if w[..6] == [0; 6] && w[6] != 0 {
-            format!("::{}", std::net::Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15]))
+            format!(
+                "::{}",
+                std::net::Ipv4Addr::new(addr[12], addr[13], addr[14], addr[15])
+            )
         } else {
             v6.to_string()
         }

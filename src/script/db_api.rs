@@ -579,7 +579,7 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
         })
     };
     // A map naming a target replaces the command line's target entirely.
-    if ["endpoint", "url", "local"]
+    if ["endpoint", "host", "url", "local"]
         .iter()
         .any(|k| opts.contains_key(*k))
     {
@@ -589,10 +589,11 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
     }
     for (k, v) in opts {
         match k.as_str() {
-            "endpoint" => args.endpoint = Some(text(k, v)?),
+            // `host` and `dbname` as psql users write them (`.connect host=... dbname=...`).
+            "endpoint" | "host" => args.endpoint = Some(text(k, v)?),
             "url" => args.database_url = Some(crate::secret::Secret::new(text(k, v)?)),
             "user" => args.user = Some(text(k, v)?),
-            "database" => args.database = Some(text(k, v)?),
+            "database" | "dbname" => args.database = Some(text(k, v)?),
             "region" => args.region = Some(text(k, v)?),
             "profile" => args.profile = Some(text(k, v)?),
             "local_dir" => args.local_dir = Some(text(k, v)?.into()),
@@ -633,7 +634,8 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
             }
             other => {
                 return Err(script_error(format!(
-                    "connect: unknown option `{other}` (known: {})",
+                    "connect: unknown option `{other}` (known: {}; `host` and `dbname` also \
+                     work)",
                     KNOWN.join(", ")
                 )))
             }

@@ -181,3 +181,27 @@ pub fn exit_sets_the_status() {
     let out = dsqlsh().args(["eval", "exit()"]).run();
     assert_eq!(out.code, 0);
 }
+
+/// `connect(#{...})` (and `.connect KEY=VALUE` in the REPL) takes psql's `host` and `dbname`
+/// as well as `endpoint` and `database`; an unknown key lists the known ones.
+pub fn connect_takes_psql_names() {
+    let db = TestDb::new("cli_connect_names");
+    let (_, socket) = crate::support::cluster();
+    let code = format!(
+        "let c = connect(#{{ host: \"{}\", port: {}, user: \"admin\", dbname: \"{}\" }}); \
+         query_one(\"SELECT current_database() AS d\").d",
+        socket.display(),
+        dsqlsh::local::SOCKET_PORT,
+        db.name
+    );
+    let out = dsqlsh().args(["eval", &code]).run();
+    assert_eq!(out.ok(), format!("{}\n", db.name));
+    let out = dsqlsh().args(["eval", "connect(#{ hots: 1 })"]).run();
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.first_err_line(),
+        "error: connect: unknown option `hots` (known: endpoint, port, user, database, region, \
+         profile, url, local, local_dir, ssl_root_cert, connect_addr, pool_max, max_lifetime, \
+         token_expires_in; `host` and `dbname` also work)"
+    );
+}

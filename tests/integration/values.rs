@@ -115,15 +115,20 @@ pub fn inet_and_cidr_read_as_the_server_writes_them() {
         "::1.2.3.4",
         "1:0:0:2::3",
     ];
-    for (ty, values) in [("inet", &inets[..]), ("cidr", &["10.0.0.0/8", "10.1.2.3/32", "2001:db8::/32", "::/0"][..])] {
+    for (ty, values) in [
+        ("inet", &inets[..]),
+        (
+            "cidr",
+            &["10.0.0.0/8", "10.1.2.3/32", "2001:db8::/32", "::/0"][..],
+        ),
+    ] {
         let list = values
             .iter()
             .map(|v| format!("'{v}'::{ty}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "SELECT v FROM unnest(ARRAY[{list}]) WITH ORDINALITY AS t(v, i) ORDER BY i"
-        );
+        let sql =
+            format!("SELECT v FROM unnest(ARRAY[{list}]) WITH ORDINALITY AS t(v, i) ORDER BY i");
         let expected: Vec<String> = db.sql(&sql).into_iter().map(|r| r["v"].clone()).collect();
         let out = dsqlsh()
             .args(db.flags())
