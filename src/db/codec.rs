@@ -49,6 +49,7 @@ pub mod oid {
 
     pub const BOOL_ARRAY: u32 = 1000;
     pub const INT8_ARRAY: u32 = 1016;
+    pub const INT4_ARRAY: u32 = 1007;
     pub const FLOAT8_ARRAY: u32 = 1022;
 
     /// (array type, element type) for the built-in arrays.
@@ -151,6 +152,14 @@ fn utf8(bytes: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| "text is not valid UTF-8".to_string())
 }
 
+/// A value of a type without a mapping inside an array or a record: the executor replaces it
+/// with the server's text form (see `exec::decode_rows`), so it never reaches a script.
+#[derive(Debug, Clone)]
+pub struct Deferred {
+    pub type_oid: u32,
+    pub bytes: Vec<u8>,
+}
+
 /// Decode one non-NULL value. `Ok(None)`: no mapping here, fetch the text form instead.
 pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
     let v = match type_oid {
@@ -230,6 +239,10 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
         oid::RECORD => decode_record(bytes)?,
         other => match oid::element_of(other) {
             Some(_) => return decode_array(bytes),
+            // An array of a type dsqlsh does not know (an enum's, a domain's): the binary array
+            // layout is the same for every element type, and only an array parses as one
+            // exactly to its last byte.
+            None if is_array_layout(bytes) => return decode_array(bytes),
             None => return Ok(None),
         },
     };
@@ -303,18 +316,60 @@ fn decode_array(bytes: &[u8]) -> Result<Option<Dynamic>, String> {
         if len < 0 {
             flat.push(Dynamic::UNIT);
         } else {
-            match decode(elem, take(len as usize)?)? {
-                Some(v) => flat.push(v),
-                None => return Ok(None),
-            }
+            let raw = take(len as usize)?;
+            flat.push(match decode(elem, raw)? {
+                Some(v) => v,
+                None => Dynamic::from(Deferred {
+                    type_oid: elem,
+                    bytes: raw.to_vec(),
+                }),
+            });
         }
     }
     Ok(Some(nest(flat, &dims)))
 }
 
+/// Does `bytes` hold exactly one binary array (header, dimensions, then every element)?
+fn is_array_layout(bytes: &[u8]) -> bool {
+    let int = |at: usize| -> Option<i32> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
+    };
+    let (Some(ndim), Some(flags), Some(elem)) = (int(0), int(4), int(8)) else {
+        return false;
+    };
+    if !(0..=6).contains(&ndim) || !(0..=1).contains(&flags) || elem <= 0 {
+        return false;
+    }
+    let mut pos = 12;
+    let mut total: usize = 1;
+    for _ in 0..ndim {
+        match int(pos) {
+            Some(n) if n >= 0 => total = total.saturating_mul(n as usize),
+            _ => return false,
+        }
+        pos += 8;
+    }
+    if ndim == 0 {
+        return pos == bytes.len();
+    }
+    for _ in 0..total {
+        match int(pos) {
+            Some(-1) => pos += 4,
+            Some(n) if n >= 0 => pos += 4 + n as usize,
+            _ => return false,
+        }
+        if pos > bytes.len() {
+            return false;
+        }
+    }
+    pos == bytes.len()
+}
+
 /// An anonymous record (`SELECT row(1, 'x')`): count, then (type oid, length, bytes) per field.
 /// Its fields become an array; the server cannot give an anonymous record's text form, so a
-/// field of a type without a mapping arrives as its raw bytes (a blob) rather than being lost.
+/// field of a type without a mapping is deferred to its own text form.
 fn decode_record(bytes: &[u8]) -> Result<Dynamic, String> {
     let mut pos = 0usize;
     let mut take = |n: usize| -> Result<&[u8], String> {
@@ -334,7 +389,10 @@ fn decode_record(bytes: &[u8]) -> Result<Dynamic, String> {
         let raw = take(len as usize)?;
         fields.push(match decode(field_oid, raw)? {
             Some(v) => v,
-            None => Dynamic::from_blob(raw.to_vec()),
+            None => Dynamic::from(Deferred {
+                type_oid: field_oid,
+                bytes: raw.to_vec(),
+            }),
         });
     }
     Ok(Dynamic::from_array(fields))
@@ -461,9 +519,16 @@ pub enum Encoded {
 
 /// The type a value is declared with when the statement is prepared. Strings, NULLs and maps
 /// are left unspecified (0) so that the server infers the type from the SQL around them.
+/// The type a value is declared with when a statement is prepared (0: the server infers it).
+/// Integers are typed the way SQL types a literal: integer when they fit in 32 bits, else bigint.
 pub fn declared_oid(v: &Dynamic) -> u32 {
+    let fits = |v: &Dynamic| v.as_int().is_ok_and(|i| i32::try_from(i).is_ok());
     if v.is_int() {
-        oid::INT8
+        if fits(v) {
+            oid::INT4
+        } else {
+            oid::INT8
+        }
     } else if v.is_float() {
         oid::FLOAT8
     } else if v.is_bool() {
@@ -474,7 +539,11 @@ pub fn declared_oid(v: &Dynamic) -> u32 {
         if arr.is_empty() {
             0
         } else if arr.iter().all(|e| e.is_int() || e.is_unit()) && arr.iter().any(|e| e.is_int()) {
-            oid::INT8_ARRAY
+            if arr.iter().all(|e| e.is_unit() || fits(e)) {
+                oid::INT4_ARRAY
+            } else {
+                oid::INT8_ARRAY
+            }
         } else if arr.iter().all(|e| e.is_float() || e.is_unit())
             && arr.iter().any(|e| e.is_float())
         {
@@ -490,10 +559,11 @@ pub fn declared_oid(v: &Dynamic) -> u32 {
     }
 }
 
+/// Types whose binary form is the text's bytes. Not `"char"`: its binary form is one byte.
 fn is_textual(type_oid: u32) -> bool {
     matches!(
         type_oid,
-        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN | oid::XML | oid::CHAR
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::UNKNOWN | oid::XML
     )
 }
 
@@ -643,8 +713,16 @@ pub fn encode(v: &Dynamic, type_oid: u32) -> Result<Encoded, String> {
             }
             _ => {}
         }
-        if let (Some(arr), Some(elem)) = (v.read_lock::<Array>(), oid::element_of(type_oid)) {
-            return encode_array(&arr, type_oid, elem);
+        if let Some(arr) = v.read_lock::<Array>() {
+            return match oid::element_of(type_oid) {
+                Some(elem) => encode_array(&arr, type_oid, elem),
+                // An array type dsqlsh has no encoder for (inet[], an enum's array): the
+                // server reads the array literal with the type's own input function.
+                None if type_name(type_oid).starts_with("type with oid ") => {
+                    Ok(Encoded::Text(array_literal(&arr)))
+                }
+                None => Err(mismatch(v, type_oid)),
+            };
         }
         return Err(mismatch(v, type_oid));
     }
@@ -666,6 +744,9 @@ fn encode_str(s: &str, type_oid: u32) -> Encoded {
     use Encoded::{Bytes, Text};
     let native = match type_oid {
         t if is_textual(t) => Some(s.as_bytes().to_vec()),
+        // One byte natively; anything longer (or a multi-byte character) goes to the server,
+        // whose input function keeps the first byte, as a `'ab'::"char"` literal does.
+        oid::CHAR if s.len() == 1 => Some(s.as_bytes().to_vec()),
         oid::JSON => Some(s.as_bytes().to_vec()),
         oid::JSONB => Some(jsonb(s)),
         oid::INT2 => s

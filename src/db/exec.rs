@@ -5,7 +5,10 @@
 //! only the first time) to learn the type the server inferred for each `$n`; values are then
 //! encoded for exactly that type. Integers, floats, booleans and blobs are declared with their own
 //! type at prepare time; strings and NULLs are left for the server to infer, which is what lets a
-//! string stand for a uuid, timestamptz, numeric or date.
+//! string stand for a uuid, timestamptz, numeric or date. An integer is declared as a SQL literal
+//! would be typed: integer when it fits in 32 bits, else bigint, so `current_date + $1` and
+//! `left($1, $2)` work as they do with literals (and, like literals, `$1 * $2` on two integers is
+//! integer arithmetic).
 
 use std::sync::Arc;
 
@@ -80,19 +83,14 @@ pub async fn query(
     params: &[Dynamic],
 ) -> Result<ResultSet, DbError> {
     check_count(sql, params.len())?;
-    let (arguments, mut columns) = if params.is_empty() {
-        (None, None)
+    let (arguments, mut columns, text) = if params.is_empty() {
+        (None, None, sql.to_string())
     } else {
-        let (args, cols) = bind(db, conn, sql, params).await?;
-        (Some(args), Some(cols))
+        let (args, cols, text) = bind(db, conn, sql, params).await?;
+        (Some(args), Some(cols), text)
     };
-    let statement = AssertSqlSafe(match &arguments {
-        Some(_) => statement_text(
-            sql,
-            &params.iter().map(codec::declared_oid).collect::<Vec<_>>(),
-        ),
-        None => sql.to_string(),
-    });
+    // The exact text bind() prepared, so execution reuses that cached statement.
+    let statement = AssertSqlSafe(text);
     let q = match arguments {
         None => sqlx::query(statement),
         Some(a) => sqlx::query_with(statement, a),
@@ -213,6 +211,21 @@ fn statement_text(sql: &str, oids: &[u32]) -> String {
     format!("/* dsqlsh {} */ {sql}", sig.join(","))
 }
 
+/// Prepare `sql` with parameter types `oids` (0: the server infers it), or find it in the cache.
+async fn prepare<'c>(
+    conn: &'c mut PgConnection,
+    sql: &str,
+    oids: &[u32],
+) -> Result<sqlx::postgres::PgStatement, DbError> {
+    let declared: Vec<PgTypeInfo> = oids.iter().map(|&o| type_info(o)).collect();
+    conn.prepare_with(
+        AssertSqlSafe(statement_text(sql, oids)).into_sql_str(),
+        &declared,
+    )
+    .await
+    .map_err(from_sqlx)
+}
+
 /// Prepare (or find in the cache), check the parameter count, encode each value for the type
 /// the server expects.
 async fn bind(
@@ -220,16 +233,10 @@ async fn bind(
     conn: &mut PgConnection,
     sql: &str,
     params: &[Dynamic],
-) -> Result<(PgArguments, Vec<String>), DbError> {
+) -> Result<(PgArguments, Vec<String>, String), DbError> {
     let oids: Vec<u32> = params.iter().map(codec::declared_oid).collect();
-    let declared: Vec<PgTypeInfo> = oids.iter().map(|&o| type_info(o)).collect();
-    let stmt = conn
-        .prepare_with(
-            AssertSqlSafe(statement_text(sql, &oids)).into_sql_str(),
-            &declared,
-        )
-        .await
-        .map_err(from_sqlx)?;
+    let stmt = prepare(conn, sql, &oids).await?;
+    let text = stmt.sql().as_str().to_string();
     let expected: Vec<u32> = match stmt.parameters() {
         Some(Either::Left(types)) => types.iter().map(oid_of).collect(),
         Some(Either::Right(n)) => vec![0; n],
@@ -266,7 +273,7 @@ async fn bind(
         args.add(RawParam { type_oid, bytes })
             .map_err(|e| client_error("42804", format!("parameter ${}: {e}", i + 1)))?;
     }
-    Ok((args, columns))
+    Ok((args, columns, text))
 }
 
 /// Let the server turn text into a value of `type_oid` with the type's input function,
@@ -335,6 +342,8 @@ async fn decode_rows(
     let _ = db;
     let mut table: Vec<Vec<Dynamic>> = Vec::with_capacity(raw_rows.len());
     let mut pending: Vec<Pending> = Vec::new();
+    // Elements of unmapped types inside arrays and records, in visiting order.
+    let mut nested: Vec<(u32, Vec<u8>)> = Vec::new();
     for (r, row) in raw_rows.iter().enumerate() {
         let mut values = Vec::with_capacity(row.len());
         for c in 0..row.len() {
@@ -352,7 +361,13 @@ async fn decode_rows(
                 continue;
             }
             match codec::decode(type_oid, bytes) {
-                Ok(Some(v)) => values.push(v),
+                Ok(Some(v)) => {
+                    // Arrays and records may hold elements of unmapped types.
+                    if v.is_array() {
+                        collect_deferred(&v, &mut nested);
+                    }
+                    values.push(v)
+                }
                 Ok(None) => {
                     pending.push(Pending {
                         row: r,
@@ -378,9 +393,25 @@ async fn decode_rows(
     }
     drop(raw_rows);
     if !pending.is_empty() {
-        let texts = text_forms(conn, &pending).await?;
+        let items: Vec<(u32, &[u8])> = pending
+            .iter()
+            .map(|p| (p.type_oid, p.bytes.as_slice()))
+            .collect();
+        let texts = text_forms(conn, &items).await?;
         for (p, text) in pending.iter().zip(texts) {
             table[p.row][p.column] = Dynamic::from(text);
+        }
+    }
+    if !nested.is_empty() {
+        let items: Vec<(u32, &[u8])> = nested.iter().map(|(o, b)| (*o, b.as_slice())).collect();
+        let mut texts = text_forms(conn, &items).await?.into_iter();
+        // Same visiting order as the collection above: row by row, column by column.
+        for values in table.iter_mut() {
+            for v in values.iter_mut().filter(|v| v.is_array()) {
+                visit_deferred(v, &mut |e| {
+                    *e = Dynamic::from(texts.next().unwrap_or_default());
+                });
+            }
         }
     }
     let tag = crate::rows::tag_for(columns);
@@ -390,20 +421,47 @@ async fn decode_rows(
         .collect())
 }
 
+/// Every `codec::Deferred` inside `v`'s arrays, in the order `visit_deferred` visits them.
+fn collect_deferred(v: &Dynamic, out: &mut Vec<(u32, Vec<u8>)>) {
+    if let Some(arr) = v.read_lock::<rhai::Array>() {
+        for e in arr.iter() {
+            if let Some(d) = e.read_lock::<codec::Deferred>() {
+                out.push((d.type_oid, d.bytes.clone()));
+            } else if e.is_array() {
+                collect_deferred(e, out);
+            }
+        }
+    }
+}
+
+/// Call `f` on every element of `v`'s arrays (nested ones included) that is a
+/// `codec::Deferred`, in order; `f` may replace it.
+fn visit_deferred(v: &mut Dynamic, f: &mut impl FnMut(&mut Dynamic)) {
+    if let Some(mut arr) = v.write_lock::<rhai::Array>() {
+        for e in arr.iter_mut() {
+            if e.is::<codec::Deferred>() {
+                f(e);
+            } else if e.is_array() {
+                visit_deferred(e, f);
+            }
+        }
+    }
+}
+
 /// Text forms of values whose types have no mapping, from the server's output functions,
 /// a hundred values per round trip.
-async fn text_forms(conn: &mut PgConnection, pending: &[Pending]) -> Result<Vec<String>, DbError> {
-    let mut out = Vec::with_capacity(pending.len());
-    for chunk in pending.chunks(100) {
+async fn text_forms(conn: &mut PgConnection, items: &[(u32, &[u8])]) -> Result<Vec<String>, DbError> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(100) {
         let select: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}::text")).collect();
         // The statement's text names its parameter types: sqlx caches prepared statements by
         // text, and one prepared for a tsrange must not be reused for a tstzrange.
-        let oids: Vec<String> = chunk.iter().map(|p| p.type_oid.to_string()).collect();
+        let oids: Vec<String> = chunk.iter().map(|(o, _)| o.to_string()).collect();
         let mut args = PgArguments::default();
-        for p in chunk {
+        for (type_oid, bytes) in chunk {
             let _ = args.add(RawParam {
-                type_oid: p.type_oid,
-                bytes: Some(p.bytes.clone()),
+                type_oid: *type_oid,
+                bytes: Some(bytes.to_vec()),
             });
         }
         let sql = format!(

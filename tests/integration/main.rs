@@ -108,6 +108,7 @@ fn main() {
         values::binding_strings_to_typed_parameters,
         values::duplicate_column_names_keep_every_value,
         values::inet_and_cidr_read_as_the_server_writes_them,
+        values::parameters_bind_like_literals,
     ];
     let cluster = support::Cluster::start();
     let conclusion = libtest_mimic::run(&args, trials);
