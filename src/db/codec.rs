@@ -329,6 +329,23 @@ fn decode_array(bytes: &[u8]) -> Result<Option<Dynamic>, String> {
     Ok(Some(nest(flat, &dims)))
 }
 
+/// A value the server sent as text (results of the simple protocol): numbers, booleans and
+/// JSON become Rhai values, anything else stays the server's text.
+pub fn decode_text(type_oid: u32, text: &str) -> Dynamic {
+    let parsed = match type_oid {
+        oid::BOOL => match text {
+            "t" => Some(Dynamic::TRUE),
+            "f" => Some(Dynamic::FALSE),
+            _ => None,
+        },
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text.parse::<i64>().ok().map(Dynamic::from_int),
+        oid::FLOAT4 | oid::FLOAT8 => parse_float(text).map(Dynamic::from_float),
+        oid::JSON | oid::JSONB => Some(json_value(text.as_bytes())),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Dynamic::from(text.to_string()))
+}
+
 /// Does `bytes` hold exactly one binary array (header, dimensions, then every element)?
 fn is_array_layout(bytes: &[u8]) -> bool {
     let int = |at: usize| -> Option<i32> {

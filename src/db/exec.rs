@@ -82,6 +82,72 @@ pub async fn query(
     sql: &str,
     params: &[Dynamic],
 ) -> Result<ResultSet, DbError> {
+    match query_binary(db, conn, sql, params).await {
+        Err(e) if params.is_empty() && needs_text_results(&e) => {
+            query_text_results(conn, sql).await
+        }
+        other => other,
+    }
+}
+
+/// Failures of binary results that psql never sees, because it asks for text: system catalog
+/// columns whose types have no binary output (`aclitem`), are pseudo-types (`anyarray` in
+/// pg_stats), or that sqlx cannot describe (`pg_node_tree`, of type category `Z`).
+fn needs_text_results(e: &DbError) -> bool {
+    (e.sqlstate == "42883" && e.message.contains("no binary output function"))
+        || (e.sqlstate == "0A000" && e.message.contains("anyarray"))
+        || (e.sqlstate == "22000" && e.message.contains("invalid category code"))
+}
+
+/// A statement without parameters run through the simple protocol, which returns every
+/// value as text; common types are read back into Rhai values, the rest stay text.
+async fn query_text_results(conn: &mut PgConnection, sql: &str) -> Result<ResultSet, DbError> {
+    let mut columns: Option<Vec<String>> = None;
+    let mut table = Vec::new();
+    let mut rows_affected = 0;
+    {
+        let mut stream = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch_many(&mut *conn);
+        while let Some(item) = stream.try_next().await.map_err(from_sqlx)? {
+            match item {
+                Either::Left(done) => rows_affected += done.rows_affected(),
+                Either::Right(row) => {
+                    if columns.is_none() {
+                        columns = Some(row.columns().iter().map(|c| c.name().to_string()).collect());
+                    }
+                    let mut values = Vec::with_capacity(row.len());
+                    for c in 0..row.len() {
+                        let raw = row.try_get_raw(c).map_err(from_sqlx)?;
+                        if raw.is_null() {
+                            values.push(Dynamic::UNIT);
+                            continue;
+                        }
+                        let type_oid = oid_of(&raw.type_info());
+                        let text = raw.as_str().map_err(|e| client_error("22000", e.to_string()))?;
+                        values.push(codec::decode_text(type_oid, text));
+                    }
+                    table.push(values);
+                }
+            }
+        }
+    }
+    let columns: Arc<[String]> = unique_names(columns.unwrap_or_default()).into();
+    let tag = crate::rows::tag_for(&columns);
+    Ok(ResultSet {
+        rows: table
+            .into_iter()
+            .map(|values| crate::rows::make_row(&columns, tag, values))
+            .collect(),
+        columns,
+        rows_affected,
+    })
+}
+
+async fn query_binary(
+    db: &Database,
+    conn: &mut PgConnection,
+    sql: &str,
+    params: &[Dynamic],
+) -> Result<ResultSet, DbError> {
     check_count(sql, params.len())?;
     let (arguments, mut columns, text) = if params.is_empty() {
         (None, None, sql.to_string())

@@ -109,6 +109,7 @@ fn main() {
         values::duplicate_column_names_keep_every_value,
         values::inet_and_cidr_read_as_the_server_writes_them,
         values::parameters_bind_like_literals,
+        values::system_catalogs_can_be_explored,
     ];
     let cluster = support::Cluster::start();
     let conclusion = libtest_mimic::run(&args, trials);

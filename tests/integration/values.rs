@@ -174,3 +174,23 @@ pub fn parameters_bind_like_literals() {
          {\"r\":[1,\"ok\",\"[1,2)\"],\"m\":[[\"ok\"],[\"sad\"]],\"l\":\"{1,-1,0}\"}\n"
     );
 }
+
+/// System catalogs read as psql reads them: columns without a binary output (aclitem), of a
+/// pseudo-type (pg_stats' anyarray) or that sqlx cannot describe (pg_node_tree) come back as
+/// text, with integers and booleans still typed.
+pub fn system_catalogs_can_be_explored() {
+    let db = TestDb::new("values_catalogs");
+    db.sql("CREATE TABLE t (v int); INSERT INTO t SELECT generate_series(1, 100); ANALYZE t");
+    let acl = db.scalar("SELECT nspacl::text FROM pg_namespace WHERE nspname = 'pg_catalog'");
+    let code = r#"
+        let ns = query_one("SELECT nspname, nspacl FROM pg_namespace WHERE nspname = 'pg_catalog'");
+        print(ns.nspacl);
+        let c = query_one("SELECT * FROM pg_class WHERE relname = 't'");
+        print(`${c.relname} ${type_of(c.relnatts)} ${c.relnatts} ${c.relhasindex}`);
+        let s = query_one("SELECT * FROM pg_stats WHERE tablename = 't'");
+        print(`${s.attname} ${s.null_frac} ${s.n_distinct}`);
+        print(type_of(query_one("SELECT ev_action FROM pg_rewrite LIMIT 1").ev_action));
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(out.ok(), format!("{acl}\nt i64 1 false\nv 0.0 -1.0\nstring\n"));
+}
