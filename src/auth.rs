@@ -58,6 +58,7 @@ pub fn resolve_request(
         .ok_or_else(|| {
             Error::Usage("token: no endpoint: pass --endpoint or set `DSQL_ENDPOINT`".into())
         })?;
+    crate::config::reject_url_as_endpoint(&endpoint)?;
     let region = region
         .filter(|r| !r.trim().is_empty())
         .or_else(|| dsql_region_from_host(&endpoint))
@@ -73,6 +74,7 @@ pub fn resolve_request(
     } else {
         endpoint.trim_end_matches('.').to_ascii_lowercase()
     };
+    crate::config::check_dsql_names(&endpoint, &region)?;
     let expires_in = parse_token_secs(&expires_in.to_string())?;
     let user = user
         .or_else(|| env.first(&["DB_USER"]))
@@ -114,6 +116,9 @@ pub async fn generate(sdk: &SdkConfig, spec: &TokenSpec) -> Result<Secret> {
         .expires_in(spec.expires_in)
         .build()
         .map_err(|e| Error::Auth(format!("invalid token settings: {e}")))?;
+    // The names were checked (config::check_dsql_names), which is what keeps the generator
+    // from panicking on a URI it cannot build.
+    crate::config::check_dsql_names(&spec.endpoint, &spec.region)?;
     let generator = AuthTokenGenerator::new(config);
     let token = if spec.admin {
         generator.db_connect_admin_auth_token(sdk).await

@@ -261,6 +261,7 @@ pub fn resolve(args: &ConnectionArgs, env: &dyn Env) -> Result<Config> {
         }
         Some(_) => {
             let (host, _) = endpoint.expect("the only source left");
+            reject_url_as_endpoint(&host)?;
             if dsql_region_from_host(&host).is_some() || is_cluster_id(&host) {
                 Some(Target::Dsql(dsql_target(&host, args, env)?))
             } else {
@@ -329,12 +330,60 @@ pub fn dsql_region_from_host(host: &str) -> Option<String> {
     let (id, service, region) = (parts.next()?, parts.next()?, parts.next()?);
     let well_formed = parts.next().is_none()
         && !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         && service.starts_with("dsql")
         && !region.is_empty()
         && region
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     well_formed.then(|| region.to_string())
+}
+
+/// `--endpoint https://...` or `postgres://...`: a URL where a hostname belongs.
+pub fn reject_url_as_endpoint(endpoint: &str) -> Result<()> {
+    match endpoint.split_once("://") {
+        Some((scheme, rest)) => Err(Error::Config(format!(
+            "the endpoint `{endpoint}` is a URL: give the hostname alone (`{}`){}",
+            rest.split(['/', ':', '?']).next().unwrap_or(rest),
+            if scheme.starts_with("postgres") {
+                ", or pass the URL as --database-url"
+            } else {
+                ""
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The endpoint and region a DSQL token is signed for: a DNS hostname (no scheme, port, path or
+/// spaces; they would make the signed URL invalid) and a region name.
+pub fn check_dsql_names(endpoint: &str, region: &str) -> Result<()> {
+    let host = endpoint.trim_end_matches('.');
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        reject_url_as_endpoint(endpoint)?;
+        return Err(Error::Config(format!(
+            "`{endpoint}` is not a valid endpoint hostname: use letters, digits, `-` and `.`, \
+             as in <cluster-id>.dsql.us-east-1.on.aws"
+        )));
+    }
+    let region_ok = !region.is_empty()
+        && region.len() <= 64
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(Error::Config(format!(
+            "`{region}` is not an AWS region name (like us-east-1)"
+        )));
+    }
+    Ok(())
 }
 
 /// A bare 26-character DSQL cluster id (the endpoint is then built from the region).
@@ -362,6 +411,7 @@ fn dsql_target(host: &str, args: &ConnectionArgs, env: &dyn Env) -> Result<DsqlT
     } else {
         host.trim_end_matches('.').to_ascii_lowercase()
     };
+    check_dsql_names(&endpoint, &region)?;
     let port = port_from(args, env)?.unwrap_or(5432);
     let connect_addr = match args
         .connect_addr

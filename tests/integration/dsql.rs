@@ -675,6 +675,58 @@ pub fn token_command_signs_for_region_and_role() {
     assert!(text.contains("psql \"host=") && text.contains("--token-only"));
 }
 
+/// Names a signed URL cannot hold are refused with the reason, never a panic in the signer:
+/// a hostname with a space, a URL where the hostname goes, a region that is not a region; in
+/// `token(...)` and on the connection path alike.
+pub fn token_names_are_validated() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--endpoint", "a b.dsql.us-east-1.on.aws", "--region", "us-east-1"],
+            "error: `a b.dsql.us-east-1.on.aws` is not a valid endpoint hostname: use letters, \
+             digits, `-` and `.`, as in <cluster-id>.dsql.us-east-1.on.aws",
+        ),
+        (
+            &["--endpoint", "a%b.dsql.us-east-1.on.aws", "--region", "us-east-1"],
+            "error: `a%b.dsql.us-east-1.on.aws` is not a valid endpoint hostname: use letters, \
+             digits, `-` and `.`, as in <cluster-id>.dsql.us-east-1.on.aws",
+        ),
+        (
+            &["--endpoint", "https://abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws/"],
+            "error: the endpoint `https://abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws/` is a \
+             URL: give the hostname alone (`abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws`)",
+        ),
+        (
+            &["--endpoint", EU_HOST, "--region", "../etc"],
+            "error: `../etc` is not an AWS region name (like us-east-1)",
+        ),
+    ];
+    for (args, error) in cases {
+        let out = token_cmd().args(args.iter().copied()).args(["--token-only"]).run();
+        out.no_panic();
+        assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr, format!("{error}\n"), "{args:?}");
+        // The same names on the connection path (a hostname that is not a DSQL one is a
+        // PostgreSQL host there, which DNS then refuses).
+        let out = with_keys(dsqlsh().args(args.iter().copied()), SECRET_ACCESS_KEY)
+            .args(["eval", PROBE])
+            .run();
+        out.no_panic();
+        assert_eq!(out.code, 1, "{args:?}");
+        if !args[1].contains(".dsql.us-east-1.") {
+            assert_eq!(out.stderr, format!("{error}\n"), "{args:?}");
+        }
+    }
+    let out = with_keys(dsqlsh(), SECRET_ACCESS_KEY)
+        .args(["eval", "token(#{ endpoint: \"x y.dsql.us-east-1.on.aws\", region: \"us-east-1\" })"])
+        .run();
+    out.no_panic();
+    assert_eq!(
+        out.first_err_line(),
+        "error: `x y.dsql.us-east-1.on.aws` is not a valid endpoint hostname: use letters, digits, \
+         `-` and `.`, as in <cluster-id>.dsql.us-east-1.on.aws"
+    );
+}
+
 pub fn token_lifetime_is_validated() {
     for bad in ["0", "604801"] {
         let out = token_cmd()

@@ -49,6 +49,7 @@ fn main() {
         dsql::non_admin_role_connects_with_db_connect,
         dsql::token_command_signs_for_region_and_role,
         dsql::token_lifetime_is_validated,
+        dsql::token_names_are_validated,
         dsql::error_no_aws_credentials,
         dsql::error_region_missing_for_a_non_dsql_host,
         dsql::error_auth_rejected_names_the_token_kind_and_action,
