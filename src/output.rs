@@ -142,7 +142,14 @@ pub fn float_text(f: f64) -> String {
     } else if f.is_infinite() {
         if f > 0.0 { "Infinity" } else { "-Infinity" }.into()
     } else {
-        let s = f.to_string();
+        // Very large and very small magnitudes in exponent form (1e300, not 301 digits), as
+        // Rhai and psql print them.
+        let a = f.abs();
+        let s = if a != 0.0 && !(1e-5..1e16).contains(&a) {
+            format!("{f:e}")
+        } else {
+            f.to_string()
+        };
         // Rhai prints 1.0 as "1.0"; so does this.
         if s.contains(['.', 'e']) {
             s

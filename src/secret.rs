@@ -30,9 +30,74 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `text` with the password of every `scheme://user:password@host` URL and every
+/// `password=...` setting replaced by `***`: for echoing source lines (a caret under an
+/// error) that may hold a connection string the user wrote into a script.
+pub fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first character that cannot be in it.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '`' | '?' | '#'))
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(amp), Some(colon)) if colon < amp => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[amp..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    redact_settings(&out)
+}
+
+/// `password=secret` (libpq key/value syntax, URL query parameters) to `password=***`.
+fn redact_settings(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    while let Some(found) = lower[pos..].find("password=") {
+        let value_start = pos + found + "password=".len();
+        out.push_str(&text[pos..value_start]);
+        let value_end = text[value_start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '&' | '"' | '\'' | '`' | ';'))
+            .map_or(text.len(), |i| value_start + i);
+        if value_end > value_start {
+            out.push_str("***");
+        }
+        pos = value_end;
+    }
+    out.push_str(&text[pos..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{redact_passwords, Secret};
+
+    #[test]
+    fn passwords_in_echoed_text_are_masked() {
+        assert_eq!(
+            redact_passwords(r#"connect(#{url: "postgres://app:S3cr:et@db:5432/x?sslmode=require"})"#),
+            r#"connect(#{url: "postgres://app:***@db:5432/x?sslmode=require"})"#
+        );
+        assert_eq!(
+            redact_passwords("postgres://app@db/x and https://h/p?a=1"),
+            "postgres://app@db/x and https://h/p?a=1"
+        );
+        assert_eq!(
+            redact_passwords("'host=db user=a PASSWORD=hunter2 dbname=x' ?password=p2&x=1"),
+            "'host=db user=a PASSWORD=*** dbname=x' ?password=***&x=1"
+        );
+        assert_eq!(redact_passwords("let é = 1; // ☃"), "let é = 1; // ☃");
+    }
 
     #[test]
     fn never_formats_its_value() {

@@ -315,12 +315,39 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         format!("{:.*}", decimals.clamp(0, 12) as usize, i as f64)
     });
     engine.register_fn("display_width", |s: &str| output::width(s) as i64);
-    engine.register_fn("pad_right", |s: &str, w: i64| {
-        output::pad_right(s, w.max(0) as usize)
+    engine.register_fn("pad_right", |s: &str, w: i64| -> RhaiResult<String> {
+        Ok(output::pad_right(s, pad_width("pad_right", w)?))
     });
-    engine.register_fn("pad_left", |s: &str, w: i64| {
-        output::pad_left(s, w.max(0) as usize)
+    engine.register_fn("pad_left", |s: &str, w: i64| -> RhaiResult<String> {
+        Ok(output::pad_left(s, pad_width("pad_left", w)?))
     });
+    // A float's own digits, grouped: format_number(1234.5) is "1,234.5".
+    engine.register_fn("format_number", |f: f64| -> String {
+        if !f.is_finite() {
+            return output::float_text(f);
+        }
+        let text = output::float_text(f.abs());
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let sign = if f < 0.0 { "-" } else { "" };
+        let grouped = output::group_digits(int);
+        if frac.is_empty() {
+            format!("{sign}{grouped}")
+        } else {
+            format!("{sign}{grouped}.{frac}")
+        }
+    });
+}
+
+/// A padding width that fits in a string (the engine's limit is 256 MiB): a width beyond it is
+/// an error to catch, not an allocation that aborts the process.
+fn pad_width(f: &str, w: i64) -> RhaiResult<usize> {
+    const MAX: i64 = 16 * 1024 * 1024;
+    if w > MAX {
+        return Err(script_error(format!(
+            "{f}: width {w} is too large (at most {MAX})"
+        )));
+    }
+    Ok(w.max(0) as usize)
 }
 
 #[cfg(test)]

@@ -132,11 +132,15 @@ fn caret_block(pos: Position, source: &Source) -> String {
         return format!("\n  --> {}", source.name);
     };
     let mut out = format!("\n  --> {}:{line}:{col}", source.name);
-    if let Some(text) = source.text.lines().nth(line - 1) {
+    if let Some(original) = source.text.lines().nth(line - 1) {
+        // A connection string written into the script must not be echoed with its password
+        // (the text before the caret is masked the same way, so the caret stays in place).
+        let text = crate::secret::redact_passwords(original);
         let num = line.to_string();
         let gutter = " ".repeat(num.len());
         // The caret goes under the column's character, counting display width before it.
-        let before: String = text.chars().take(col.saturating_sub(1)).collect();
+        let before: String = original.chars().take(col.saturating_sub(1)).collect();
+        let before = crate::secret::redact_passwords(&before);
         let indent = crate::output::width(&before.replace('\t', "    "));
         out.push_str(&format!(
             "\n {gutter} |\n {num} | {}\n {gutter} | {}^",

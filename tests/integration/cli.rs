@@ -107,6 +107,12 @@ pub fn eval_prints_values() {
             "{\"k\":[1,\"v\"]}\n",
         ),
         ("format_number(1234567)", "1,234,567\n"),
+        ("format_number(-1234.5)", "-1,234.5\n"),
+        ("1e300", "1e300\n"),
+        (
+            "let m = \"\"; try { pad_left(\"x\", 100000000000) } catch (e) { m = e } m",
+            "pad_left: width 100000000000 is too large (at most 16777216)\n",
+        ),
         // uuid(): 36 characters, version 4, RFC 4122 variant, a new one each call.
         (
             "let a = uuid(); let b = uuid(); `${a.len()} ${a[14]} ${\"89ab\".contains(a[19])} ${a != b}`",

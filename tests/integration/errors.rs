@@ -98,6 +98,20 @@ pub fn unreachable_server() {
         "error: cannot connect to PostgreSQL `127.0.0.1:1` database `app` as `admin`: connection refused (SQLSTATE 08001)",
     );
     assert!(!out.stderr.contains("secret-pw"));
+    // A password written into the script itself is masked where the failing line is echoed,
+    // and the caret stays under the call.
+    let out = dsqlsh()
+        .args([
+            "eval",
+            "let c = connect(#{ url: \"postgres://admin:secret-pw@127.0.0.1:1/app\" });",
+        ])
+        .run();
+    assert_eq!(
+        out.stderr,
+        "error: cannot connect to PostgreSQL `127.0.0.1:1` database `app` as `admin`: connection \
+         refused (SQLSTATE 08001)\n  --> <eval>:1:9\n   |\n 1 | let c = connect(#{ url: \
+         \"postgres://admin:***@127.0.0.1:1/app\" });\n   |         ^\n"
+    );
 }
 
 pub fn sql_error() {
