@@ -295,6 +295,8 @@ impl Repl {
         }
         self.functions = self.functions.merge(&ast.clone_functions_only());
         let ast = self.functions.merge(&ast);
+        // bench() runs its closure on worker engines that need the entry's compiled script.
+        *self.session.ast.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(ast.clone()));
         let outcome = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &ast);

@@ -125,8 +125,9 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..plan.workers)
             .map(|k| {
-                let (session, pool, ast, f, live, plan) = (session, &pool, &ast, &f, &live, &plan);
-                scope.spawn(move || worker(k, session, pool, ast, f, live, plan))
+                let (session, base, pool, ast, f, live, plan) =
+                    (session, &base, &pool, &ast, &f, &live, &plan);
+                scope.spawn(move || worker(k, session, base, pool, ast, f, live, plan))
             })
             .collect();
         handles
@@ -146,6 +147,13 @@ fn run(session: &Arc<Session>, opts: &Map, f: FnPtr) -> RhaiResult<Map> {
         host.rt.block_on_uninterruptible(p.finish());
     }
     host.rt.block_on_uninterruptible(pool.close());
+    if let Some(code) = host.exit_code() {
+        // A worker's closure called exit(n): the script ends here with that status.
+        return Err(Box::new(rhai::EvalAltResult::Exit(
+            Dynamic::from_int(code as i64),
+            rhai::Position::NONE,
+        )));
+    }
 
     let interrupted = crate::runtime::interrupted();
     let report = Report::from_tallies(
@@ -198,10 +206,34 @@ fn autocommit_call(
     }
 }
 
+/// The closure with its captured connection handles copied for this worker. Captured
+/// variables are shared between workers, and a call on a shared variable locks it, so
+/// `|w| c.query(...)` would serialise the workers on `c` (and fail after 50 ms of waiting).
+/// A handle is an immutable reference to a pool, so a copy per worker changes nothing else;
+/// a handle to the database bench runs on (`base`) becomes one to bench's own `pool`, so its
+/// statements run in the call's transaction like those without a handle.
+fn own_handles(f: &FnPtr, base: &Arc<Database>, pool: &Arc<Database>) -> FnPtr {
+    let mut f = f.clone();
+    for v in f.iter_curry_mut() {
+        let copy = v.read_lock::<super::db_api::Conn>().map(|c| c.clone());
+        if let Some(conn) = copy {
+            let conn = if Arc::ptr_eq(&conn.0, base) {
+                super::db_api::Conn(pool.clone())
+            } else {
+                conn
+            };
+            *v = Dynamic::from(conn);
+        }
+    }
+    f
+}
+
 /// One worker: its own engine and session, one transaction per closure call.
+#[allow(clippy::too_many_arguments)]
 fn worker(
     k: usize,
     parent: &Arc<Session>,
+    base: &Arc<Database>,
     pool: &Arc<Database>,
     ast: &Arc<AST>,
     f: &FnPtr,
@@ -219,6 +251,7 @@ fn worker(
     };
     let _enter = session.rt().enter();
     let engine = super::engine(&session);
+    let f = &own_handles(f, base, pool);
     let limit = plan.iterations.unwrap_or(u64::MAX);
     loop {
         if live.stop.load(Ordering::Relaxed) || crate::runtime::interrupted() {
@@ -261,12 +294,15 @@ fn worker(
             session.run_transaction(pool, plan.max_retries, chain, &mut call)
         };
         if let Err(e) = &outcome.result {
-            // A call cut short by Ctrl-C did not finish: it is neither timed nor counted.
-            if matches!(
-                super::report::innermost(e),
-                rhai::EvalAltResult::ErrorTerminated(..)
-            ) {
-                break;
+            match super::report::innermost(e) {
+                // A call cut short by Ctrl-C did not finish: it is neither timed nor counted.
+                rhai::EvalAltResult::ErrorTerminated(..) => break,
+                // exit(n) in the closure ends the whole run, then the script (see `run`).
+                rhai::EvalAltResult::Exit(..) => {
+                    live.stop.store(true, Ordering::SeqCst);
+                    break;
+                }
+                _ => {}
             }
         }
         tally

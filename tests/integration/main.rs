@@ -85,6 +85,7 @@ fn main() {
         stress::failed_plus_succeeded_is_attempted,
         stress::hot_row_conflicts_are_retried_exactly,
         stress::bench_transaction_and_autocommit_modes,
+        stress::bench_closures_use_handles_and_exit,
         stress::server_stall_shows_in_p99,
         stress::thresholds_exit_3_and_say_which,
         stress::seed_lines_and_json_only,

@@ -153,6 +153,35 @@ pub fn bench_transaction_and_autocommit_modes() {
     );
 }
 
+/// A connection handle captured by a bench closure works on every worker at once (no data
+/// race on the shared variable) and runs in the call's transaction; bench works in the REPL;
+/// exit(n) in the closure ends the run and the script with that status.
+pub fn bench_closures_use_handles_and_exit() {
+    let db = TestDb::new("bench_handles");
+    let code = r#"
+        let c = connect();
+        let r = bench(#{ workers: 12, iterations: 240, progress: false }, |w| {
+            let a = c.query_one("SELECT txid_current() AS t").t;
+            if a != query_one("SELECT txid_current() AS t").t { throw "not one transaction"; }
+        });
+        `${r.transactions} ${r.failed_transactions} ${r.errors}`
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(out.ok(), "240 0 #{}
+");
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["eval", "bench(#{ workers: 2, iterations: 10, progress: false }, |w| exit(7)); print(\"after\")"])
+        .run();
+    assert_eq!((out.code, out.stdout.as_str()), (7, ""), "{}", out.stderr);
+    let out = dsqlsh()
+        .args(db.flags())
+        .arg("repl")
+        .stdin("let r = bench(#{ workers: 2, iterations: 6, progress: false }, |w| w.iteration);\nr.transactions\n")
+        .run();
+    assert_eq!((out.stdout.as_str(), out.code), ("6\n", 0), "{}", out.stderr);
+}
+
 /// Open model: a 2 s lock on the table stalls the server; transactions keep their schedule, so
 /// the stall appears in the high percentiles instead of disappearing into a lower rate.
 pub fn server_stall_shows_in_p99() {
