@@ -102,11 +102,14 @@ pub enum Target {
 }
 
 impl Target {
-    /// What makes two targets the same server, role and database (for reusing a pool).
+    /// What makes two targets the same connection (for reusing a pool): server, role and
+    /// database, and everything else that changes what a connection is (TLS settings and
+    /// roots, password, startup options), so that a `connect()` asking for verify-full TLS is
+    /// never handed a plaintext pool opened earlier for the same host.
     pub fn identity(&self) -> String {
         match self {
             Target::Dsql(d) => format!(
-                "dsql|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}",
+                "dsql|{}|{}|{}|{}|{:?}|{:?}|{:?}|{}|{:?}",
                 d.endpoint,
                 d.port,
                 d.user,
@@ -114,9 +117,15 @@ impl Target {
                 d.region,
                 d.profile,
                 d.connect_addr,
-                d.token_expires_in
+                d.token_expires_in,
+                d.ssl_root_cert
             ),
-            Target::Postgres(p) => format!("pg|{}", p.label),
+            // The options' Debug text holds the password, so only a keyed hash of it is kept.
+            Target::Postgres(p) => format!(
+                "pg|{}|{:016x}",
+                p.label,
+                secret_fingerprint(&format!("{:?}", p.options))
+            ),
             Target::Local(l) => format!("local|{}|{}|{}", l.dir.display(), l.user, l.database),
         }
     }
@@ -132,6 +141,15 @@ impl Target {
             Target::Local(l) => format!("the local server in `{}`", l.dir.display()),
         }
     }
+}
+
+/// A per-process keyed hash of text that may hold a secret: equal texts give equal values,
+/// and the value says nothing about the text outside this process.
+fn secret_fingerprint(text: &str) -> u64 {
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(Default::default).hash_one(text)
 }
 
 #[derive(Debug, Clone)]

@@ -211,3 +211,17 @@ pub fn connect_takes_psql_names() {
          token_expires_in; `host` and `dbname` also work)"
     );
 }
+
+/// `connect()` reuses an open pool only for the very same connection settings: a URL that
+/// differs in its startup options (or password, or TLS mode) gets a pool of its own.
+pub fn pools_are_reused_only_for_identical_settings() {
+    let db = TestDb::new("cli_pool_identity");
+    let other = format!("{}&options=-csearch_path%3Dother", db.url());
+    let code = format!(
+        r#"let a = connect(); let b = connect(); let c = connect(#{{ url: "{other}" }});
+           let pid = |h| h.query_one("SELECT pg_backend_pid() AS p").p;
+           `${{pid.call(a) == pid.call(b)}} ${{c.query_one("SHOW search_path").search_path}} ${{a.query_one("SHOW search_path").search_path}}`"#
+    );
+    let out = dsqlsh().args(db.flags()).args(["eval", &code]).run();
+    assert_eq!(out.ok(), "true other \"$user\", public\n");
+}

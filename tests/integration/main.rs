@@ -41,6 +41,7 @@ fn main() {
         cli::args_are_typed,
         cli::exit_sets_the_status,
         cli::connect_takes_psql_names,
+        cli::pools_are_reused_only_for_identical_settings,
         dsql::fixture_verifier_matches_every_vector,
         dsql::fixture_requires_tls_and_sni,
         dsql::fixture_rejects_forged_expired_and_wrong_action_tokens,
