@@ -85,7 +85,9 @@ mod tests {
     #[test]
     fn passwords_in_echoed_text_are_masked() {
         assert_eq!(
-            redact_passwords(r#"connect(#{url: "postgres://app:S3cr:et@db:5432/x?sslmode=require"})"#),
+            redact_passwords(
+                r#"connect(#{url: "postgres://app:S3cr:et@db:5432/x?sslmode=require"})"#
+            ),
             r#"connect(#{url: "postgres://app:***@db:5432/x?sslmode=require"})"#
         );
         assert_eq!(

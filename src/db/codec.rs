@@ -338,7 +338,9 @@ pub fn decode_text(type_oid: u32, text: &str) -> Dynamic {
             "f" => Some(Dynamic::FALSE),
             _ => None,
         },
-        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => text.parse::<i64>().ok().map(Dynamic::from_int),
+        oid::INT2 | oid::INT4 | oid::INT8 | oid::OID => {
+            text.parse::<i64>().ok().map(Dynamic::from_int)
+        }
         oid::FLOAT4 | oid::FLOAT8 => parse_float(text).map(Dynamic::from_float),
         oid::JSON | oid::JSONB => Some(json_value(text.as_bytes())),
         _ => None,

@@ -112,7 +112,8 @@ async fn query_text_results(conn: &mut PgConnection, sql: &str) -> Result<Result
                 Either::Left(done) => rows_affected += done.rows_affected(),
                 Either::Right(row) => {
                     if columns.is_none() {
-                        columns = Some(row.columns().iter().map(|c| c.name().to_string()).collect());
+                        columns =
+                            Some(row.columns().iter().map(|c| c.name().to_string()).collect());
                     }
                     let mut values = Vec::with_capacity(row.len());
                     for c in 0..row.len() {
@@ -122,7 +123,9 @@ async fn query_text_results(conn: &mut PgConnection, sql: &str) -> Result<Result
                             continue;
                         }
                         let type_oid = oid_of(&raw.type_info());
-                        let text = raw.as_str().map_err(|e| client_error("22000", e.to_string()))?;
+                        let text = raw
+                            .as_str()
+                            .map_err(|e| client_error("22000", e.to_string()))?;
                         values.push(codec::decode_text(type_oid, text));
                     }
                     table.push(values);
@@ -516,7 +519,10 @@ fn visit_deferred(v: &mut Dynamic, f: &mut impl FnMut(&mut Dynamic)) {
 
 /// Text forms of values whose types have no mapping, from the server's output functions,
 /// a hundred values per round trip.
-async fn text_forms(conn: &mut PgConnection, items: &[(u32, &[u8])]) -> Result<Vec<String>, DbError> {
+async fn text_forms(
+    conn: &mut PgConnection,
+    items: &[(u32, &[u8])],
+) -> Result<Vec<String>, DbError> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(100) {
         let select: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}::text")).collect();

@@ -50,6 +50,30 @@ pub(crate) struct Held {
     /// A BEGIN sent ahead with the previous COMMIT (`run_transaction` with `chain`): the next
     /// transaction is open but has run nothing yet.
     pub begun_ahead: bool,
+    /// A transaction the script (or REPL) opened with its own `BEGIN` statement.
+    pub manual_tx: bool,
+}
+
+/// Whether a transaction opened by SQL text is open after `sql` ran, given whether one was
+/// before: BEGIN/START open one; COMMIT, END, ROLLBACK (not ROLLBACK TO), ABORT and PREPARE
+/// TRANSACTION end it.
+fn manual_tx_after(sql: &str, mut open: bool) -> bool {
+    let (mut statements, rest) = crate::sql_lex::split_statements(sql);
+    statements.push(rest);
+    for statement in &statements {
+        let mut words = statement
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_uppercase);
+        match (words.next().as_deref(), words.next().as_deref()) {
+            (Some("BEGIN" | "START"), _) => open = true,
+            (Some("ROLLBACK"), Some("TO")) => {}
+            (Some("COMMIT" | "END" | "ROLLBACK" | "ABORT"), _) => open = false,
+            (Some("PREPARE"), Some("TRANSACTION")) => open = false,
+            _ => {}
+        }
+    }
+    open
 }
 
 impl Held {
@@ -160,6 +184,7 @@ impl Session {
                     in_tx: false,
                     failed: None,
                     begun_ahead: false,
+                    manual_tx: false,
                 });
                 conns.len() - 1
             }
@@ -206,9 +231,31 @@ impl Session {
         params: Vec<Dynamic>,
     ) -> RhaiResult<ResultSet> {
         let db = self.pick_db(db)?;
-        self.with_conn(&db, async |db, conn| {
+        let result = self.with_conn(&db, async |db, conn| {
             exec::query(db, conn, sql, &params).await
-        })
+        })?;
+        self.track_manual_tx(&db, sql);
+        Ok(result)
+    }
+
+    /// Follow BEGIN/COMMIT statements the script sends itself (see `manual_tx_after`).
+    fn track_manual_tx(&self, db: &Arc<Database>, sql: &str) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = conns
+            .iter_mut()
+            .find(|h| Arc::ptr_eq(&h.db, db) && !h.in_tx)
+        {
+            h.manual_tx = manual_tx_after(sql, h.manual_tx);
+        }
+    }
+
+    /// Did the script open a transaction with its own BEGIN on `db`'s connection?
+    fn manual_tx_open(&self, db: &Arc<Database>) -> bool {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|h| Arc::ptr_eq(&h.db, db) && h.manual_tx)
     }
 
     fn run_execute(
@@ -218,9 +265,11 @@ impl Session {
         params: Vec<Dynamic>,
     ) -> RhaiResult<u64> {
         let db = self.pick_db(db)?;
-        self.with_conn(&db, async |db, conn| {
+        let result = self.with_conn(&db, async |db, conn| {
             exec::execute(db, conn, sql, &params).await
-        })
+        })?;
+        self.track_manual_tx(&db, sql);
+        Ok(result)
     }
 
     fn in_transaction(&self) -> bool {
@@ -325,6 +374,18 @@ impl Session {
         };
         let mut attempt: u32 = 0;
         let done = |result, retries| TxOutcome { result, retries };
+        if self.manual_tx_open(db) {
+            // BEGIN inside it would only warn, and our COMMIT would commit the script's own
+            // transaction along with ours.
+            return done(
+                Err(db_error(client_error(
+                    "25001",
+                    "transaction: a transaction opened with BEGIN is still open on this \
+                     connection; end it with COMMIT or ROLLBACK first (transactions do not nest)",
+                ))),
+                0,
+            );
+        }
         loop {
             if !self.take_begun_ahead(db) {
                 if let Err(e) = self.with_conn(db, async |_, conn| {
@@ -809,4 +870,26 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             s.transaction(&ctx, Some(c.0), &opts, &f)
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manual_tx_after;
+
+    #[test]
+    fn transactions_opened_by_sql_text_are_followed() {
+        assert!(manual_tx_after("BEGIN", false));
+        assert!(manual_tx_after(
+            "start transaction isolation level serializable",
+            false
+        ));
+        assert!(manual_tx_after("BEGIN; INSERT INTO t VALUES (';')", false));
+        assert!(!manual_tx_after("BEGIN; COMMIT", false));
+        assert!(manual_tx_after("ROLLBACK TO SAVEPOINT a", true));
+        assert!(!manual_tx_after("rollback", true));
+        assert!(!manual_tx_after("END;", true));
+        assert!(!manual_tx_after("PREPARE TRANSACTION 'x'", true));
+        assert!(manual_tx_after("SELECT 'COMMIT'", true));
+        assert!(!manual_tx_after("SELECT 1", false));
+    }
 }

@@ -681,17 +681,30 @@ pub fn token_command_signs_for_region_and_role() {
 pub fn token_names_are_validated() {
     let cases: [(&[&str], &str); 4] = [
         (
-            &["--endpoint", "a b.dsql.us-east-1.on.aws", "--region", "us-east-1"],
+            &[
+                "--endpoint",
+                "a b.dsql.us-east-1.on.aws",
+                "--region",
+                "us-east-1",
+            ],
             "error: `a b.dsql.us-east-1.on.aws` is not a valid endpoint hostname: use letters, \
              digits, `-` and `.`, as in <cluster-id>.dsql.us-east-1.on.aws",
         ),
         (
-            &["--endpoint", "a%b.dsql.us-east-1.on.aws", "--region", "us-east-1"],
+            &[
+                "--endpoint",
+                "a%b.dsql.us-east-1.on.aws",
+                "--region",
+                "us-east-1",
+            ],
             "error: `a%b.dsql.us-east-1.on.aws` is not a valid endpoint hostname: use letters, \
              digits, `-` and `.`, as in <cluster-id>.dsql.us-east-1.on.aws",
         ),
         (
-            &["--endpoint", "https://abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws/"],
+            &[
+                "--endpoint",
+                "https://abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws/",
+            ],
             "error: the endpoint `https://abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws/` is a \
              URL: give the hostname alone (`abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws`)",
         ),
@@ -701,9 +714,17 @@ pub fn token_names_are_validated() {
         ),
     ];
     for (args, error) in cases {
-        let out = token_cmd().args(args.iter().copied()).args(["--token-only"]).run();
+        let out = token_cmd()
+            .args(args.iter().copied())
+            .args(["--token-only"])
+            .run();
         out.no_panic();
-        assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{args:?}: {}", out.stderr);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (1, ""),
+            "{args:?}: {}",
+            out.stderr
+        );
         assert_eq!(out.stderr, format!("{error}\n"), "{args:?}");
         // The same names on the connection path (a hostname that is not a DSQL one is a
         // PostgreSQL host there, which DNS then refuses).
@@ -717,7 +738,10 @@ pub fn token_names_are_validated() {
         }
     }
     let out = with_keys(dsqlsh(), SECRET_ACCESS_KEY)
-        .args(["eval", "token(#{ endpoint: \"x y.dsql.us-east-1.on.aws\", region: \"us-east-1\" })"])
+        .args([
+            "eval",
+            "token(#{ endpoint: \"x y.dsql.us-east-1.on.aws\", region: \"us-east-1\" })",
+        ])
         .run();
     out.no_panic();
     assert_eq!(

@@ -104,6 +104,7 @@ fn main() {
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,
         transactions::transaction_on_a_handle,
+        transactions::transaction_refuses_to_nest_in_a_manual_one,
         transactions::nested_calls_in_every_mode,
         transactions::lost_connection_ends_the_transaction,
         values::round_trip_in_run,

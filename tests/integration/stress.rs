@@ -167,8 +167,11 @@ pub fn bench_closures_use_handles_and_exit() {
         `${r.transactions} ${r.failed_transactions} ${r.errors}`
     "#;
     let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
-    assert_eq!(out.ok(), "240 0 #{}
-");
+    assert_eq!(
+        out.ok(),
+        "240 0 #{}
+"
+    );
     let out = dsqlsh()
         .args(db.flags())
         .args(["eval", "bench(#{ workers: 2, iterations: 10, progress: false }, |w| exit(7)); print(\"after\")"])
@@ -179,7 +182,12 @@ pub fn bench_closures_use_handles_and_exit() {
         .arg("repl")
         .stdin("let r = bench(#{ workers: 2, iterations: 6, progress: false }, |w| w.iteration);\nr.transactions\n")
         .run();
-    assert_eq!((out.stdout.as_str(), out.code), ("6\n", 0), "{}", out.stderr);
+    assert_eq!(
+        (out.stdout.as_str(), out.code),
+        ("6\n", 0),
+        "{}",
+        out.stderr
+    );
 }
 
 /// Open model: a 2 s lock on the table stalls the server; transactions keep their schedule, so

@@ -63,6 +63,28 @@ pub fn transaction_on_a_handle() {
     );
 }
 
+/// A transaction the script opened with its own BEGIN is not silently committed by a
+/// transaction() inside it (on DSQL the inner BEGIN would only warn): it is refused until the
+/// script ends its own.
+pub fn transaction_refuses_to_nest_in_a_manual_one() {
+    let db = TestDb::new("tx_manual");
+    db.sql("CREATE TABLE m (v int)");
+    let code = r#"
+        execute("BEGIN");
+        execute("INSERT INTO m VALUES (1)");
+        try { transaction(|| 1); } catch (e) { print(`${e.sqlstate}: ${e.message}`); }
+        execute("ROLLBACK");
+        print(transaction(|| { execute("INSERT INTO m VALUES (2)"); "inner" }));
+        query_one("SELECT string_agg(v::text, ',') AS v FROM m").v
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(
+        out.ok(),
+        "25001: transaction: a transaction opened with BEGIN is still open on this connection; \
+         end it with COMMIT or ROLLBACK first (transactions do not nest)\ninner\n2\n"
+    );
+}
+
 /// Real serialization failures (40001) from REPEATABLE READ on a hot row: every increment
 /// lands exactly once, and some of them needed retries.
 pub fn conflicts_are_retried() {

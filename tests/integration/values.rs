@@ -192,5 +192,8 @@ pub fn system_catalogs_can_be_explored() {
         print(type_of(query_one("SELECT ev_action FROM pg_rewrite LIMIT 1").ev_action));
     "#;
     let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
-    assert_eq!(out.ok(), format!("{acl}\nt i64 1 false\nv 0.0 -1.0\nstring\n"));
+    assert_eq!(
+        out.ok(),
+        format!("{acl}\nt i64 1 false\nv 0.0 -1.0\nstring\n")
+    );
 }
