@@ -281,8 +281,8 @@ fn statement_text(sql: &str, oids: &[u32]) -> String {
 }
 
 /// Prepare `sql` with parameter types `oids` (0: the server infers it), or find it in the cache.
-async fn prepare<'c>(
-    conn: &'c mut PgConnection,
+async fn prepare(
+    conn: &mut PgConnection,
     sql: &str,
     oids: &[u32],
 ) -> Result<sqlx::postgres::PgStatement, DbError> {
