@@ -232,6 +232,8 @@ impl Live {
 pub struct Live {
     pub rows_ok: AtomicU64,
     pub rows_failed: AtomicU64,
+    /// Rows of batches whose outcome is not known yet (see `resolve_at_end`).
+    pub rows_pending: AtomicU64,
     pub retries: AtomicU64,
     pub next_row: AtomicU64,
     pub next_ticket: AtomicU64,
@@ -246,6 +248,9 @@ pub struct Tally {
     pub txn_failed: u64,
     pub errors: BTreeMap<String, u64>,
     pub messages: BTreeMap<String, String>,
+    /// Ids of batches whose connection was lost and that could not be checked afterwards:
+    /// looked up once more when the run ends (see `resolve_at_end`).
+    unresolved: Vec<Vec<Uuid>>,
 }
 
 impl Tally {
@@ -257,6 +262,7 @@ impl Tally {
             txn_failed: 0,
             errors: BTreeMap::new(),
             messages: BTreeMap::new(),
+            unresolved: Vec::new(),
         }
     }
 
@@ -328,6 +334,8 @@ struct Plan {
     opts: Options,
     insert_one: Arc<str>,
     insert_many: Arc<str>,
+    /// The batch insert that skips rows already there: the retry after a lost connection.
+    insert_again: Arc<str>,
     lookup: Arc<str>,
     tag: String,
     seed: u64,
@@ -369,6 +377,11 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
              SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[])"
         )),
         Arc::<str>::from(format!("SELECT count(*) FROM {q} WHERE id = ANY($1)")),
+        Arc::<str>::from(format!(
+            "INSERT INTO {q} (id, name, email, role) \
+             SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]) \
+             ON CONFLICT DO NOTHING"
+        )),
     );
 
     // Workers run on a few threads, each with a single-threaded runtime of its own driving its
@@ -481,6 +494,7 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     let plan = Arc::new(Plan {
         insert_one: statements.0,
         insert_many: statements.1,
+        insert_again: statements.3,
         lookup: statements.2,
         tag: format!("{:08x}", rand::random::<u32>()),
         seed: opts.seed.unwrap_or_else(rand::random),
@@ -524,6 +538,7 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     if let Some(p) = progress {
         p.finish().await;
     }
+    resolve_at_end(&db, &plan, &live, &mut results).await;
 
     let report = Report::from_tallies(
         plan.opts.users,
@@ -623,30 +638,132 @@ async fn insert(plan: &Plan, conn: &mut PoolConnection<Postgres>, rows: &[RowDat
     }
 }
 
-/// After a lost connection: did the batch commit? Looks its ids up on a new connection.
-async fn committed(
+/// After a lost connection the batch may or may not have committed, and the server may even
+/// still be running it. On a new connection the batch is inserted again, skipping rows that are
+/// there (an insert that meets the lost one's uncommitted rows waits for it to end), and then
+/// its ids are counted: every row is in the table exactly once, and `found` says how many.
+/// Retried with backoff for a while when the server cannot be reached.
+async fn resolve_lost(
     db: &Database,
     plan: &Plan,
     rows: &[RowData],
-) -> Result<(bool, PoolConnection<Postgres>), DbError> {
-    let mut conn = db.acquire().await?;
+) -> Result<(u64, PoolConnection<Postgres>), DbError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut last = None;
+    for attempt in 0..RESOLVE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(crate::db::error::backoff(attempt as i64 + 3)).await;
+        }
+        let mut conn = match db.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let again = sqlx::query(AssertSqlSafe(plan.insert_again.clone()))
+            .bind(&ids)
+            .bind(rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.email.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.role).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await
+            .map_err(from_sqlx);
+        if let Err(e) = again {
+            if crate::db::is_connection_error(&e) {
+                conn.close_on_drop();
+                last = Some(e);
+                continue;
+            }
+            // Any other failure (a conflict) leaves the count below to say what is there.
+        }
+        match count_ids(&mut conn, plan, &ids).await {
+            Ok(found) => return Ok((found, conn)),
+            Err(e) => {
+                conn.close_on_drop();
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| crate::db::error::client_error("08006", "connection lost")))
+}
+
+/// How often `resolve_lost` tries (its backoff grows to 1 s: about 8 s in all).
+const RESOLVE_ATTEMPTS: u32 = 10;
+
+async fn count_ids(
+    conn: &mut PoolConnection<Postgres>,
+    plan: &Plan,
+    ids: &[Uuid],
+) -> Result<u64, DbError> {
     let found: i64 = sqlx::query_scalar(AssertSqlSafe(plan.lookup.clone()))
         .bind(ids)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut **conn)
         .await
         .map_err(from_sqlx)?;
-    Ok((found as usize == rows.len(), conn))
+    Ok(found.max(0) as u64)
+}
+
+/// Batches still unresolved when the run ends: counted on a fresh connection, now that the
+/// server has had time to finish whatever it was running for the lost connections.
+async fn resolve_at_end(db: &Database, plan: &Plan, live: &Live, tallies: &mut [Tally]) {
+    for tally in tallies.iter_mut() {
+        for ids in std::mem::take(&mut tally.unresolved) {
+            let n = ids.len() as u64;
+            let mut found = None;
+            for attempt in 0..3 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                if let Ok(mut conn) = db.acquire().await {
+                    if let Ok(k) = count_ids(&mut conn, plan, &ids).await {
+                        found = Some(k);
+                        break;
+                    }
+                }
+            }
+            live.rows_pending.fetch_sub(n, Ordering::Relaxed);
+            match found {
+                Some(k) => {
+                    live.rows_ok.fetch_add(k, Ordering::Relaxed);
+                    if k == n {
+                        tally.txn_ok += 1;
+                    } else {
+                        fail(tally, live, n - k, lost_rows());
+                    }
+                }
+                None => fail(
+                    tally,
+                    live,
+                    n,
+                    crate::db::error::client_error(
+                        "08006",
+                        "the connection was lost and the server could not be reached again to \
+                         check whether the rows committed; they are counted as failed",
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+fn lost_rows() -> DbError {
+    crate::db::error::client_error(
+        "08006",
+        "the connection was lost during the insert, and the rows were not found afterwards",
+    )
 }
 
 async fn worker(
     db: Arc<Database>,
     plan: Arc<Plan>,
     live: Arc<Live>,
-    mut conn: PoolConnection<Postgres>,
+    conn: PoolConnection<Postgres>,
 ) -> Tally {
     let opts = &plan.opts;
     let mut out = Tally::new();
+    // None after a connection was lost and no new one could be had: the next batch asks again.
+    let mut conn = Some(conn);
     let mut conn_since = Instant::now();
     let max_age = db
         .max_connection_age()
@@ -681,53 +798,50 @@ async fn worker(
         let n = (opts.batch as u64).min(limit - first);
         let rows: Vec<RowData> = (first..first + n).map(|i| row_data(&plan, i)).collect();
 
-        if conn_since.elapsed() > max_age {
+        if conn.is_none() || conn_since.elapsed() > max_age {
             let t = Instant::now();
             match db.acquire().await {
                 Ok(c) => {
-                    conn = c;
+                    conn = Some(c);
                     conn_since = Instant::now();
                     out.pool_wait
                         .saturating_record(t.elapsed().as_micros().max(1) as u64);
                 }
                 Err(e) => {
                     fail(&mut out, &live, n, e);
+                    // Not a hot loop against a server that is down.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             }
         }
+        let Some(c) = conn.as_mut() else {
+            continue;
+        };
 
         let mut attempt = 0u32;
         let outcome = loop {
-            match insert(&plan, &mut conn, &rows).await {
-                Attempt::Done => break Ok(()),
-                Attempt::Failed(e) => break Err(e),
+            match insert(&plan, c, &rows).await {
+                Attempt::Done => break Outcome::Committed,
+                Attempt::Failed(e) => break Outcome::Failed(e),
                 Attempt::Conflict(e) => {
                     if attempt >= opts.max_retries {
-                        break Err(e);
+                        break Outcome::Failed(e);
                     }
                 }
                 Attempt::Unknown(e) => {
-                    conn.close_on_drop();
-                    match committed(&db, &plan, &rows).await {
-                        Ok((true, c)) => {
-                            conn = c;
+                    c.close_on_drop();
+                    break match resolve_lost(&db, &plan, &rows).await {
+                        Ok((found, fresh)) => {
+                            conn = Some(fresh);
                             conn_since = Instant::now();
-                            break Ok(());
+                            Outcome::Found(found, e)
                         }
-                        Ok((false, c)) => {
-                            conn = c;
-                            conn_since = Instant::now();
-                            if attempt >= opts.max_retries {
-                                break Err(e);
-                            }
+                        Err(_) => {
+                            conn = None;
+                            Outcome::Unresolved
                         }
-                        Err(lookup) => {
-                            // No connection to check with: the run cannot continue on this worker.
-                            fail(&mut out, &live, n, lookup);
-                            return out;
-                        }
-                    }
+                    };
                 }
             }
             attempt += 1;
@@ -737,16 +851,41 @@ async fn worker(
         out.latency
             .saturating_record(intended.elapsed().as_micros().max(1) as u64);
         match outcome {
-            Ok(()) => {
+            Outcome::Committed => {
                 out.txn_ok += 1;
                 live.rows_ok.fetch_add(n, Ordering::Relaxed);
             }
-            Err(e) => fail(&mut out, &live, n, e),
+            Outcome::Failed(e) => fail(&mut out, &live, n, e),
+            Outcome::Found(k, e) => {
+                live.rows_ok.fetch_add(k, Ordering::Relaxed);
+                if k == n {
+                    out.txn_ok += 1;
+                } else {
+                    fail(&mut out, &live, n - k, e);
+                }
+            }
+            Outcome::Unresolved => {
+                live.rows_pending.fetch_add(n, Ordering::Relaxed);
+                out.unresolved.push(rows.iter().map(|r| r.id).collect());
+            }
         }
     }
     // Close here: the connection's socket belongs to this thread's runtime, which ends next.
-    let _ = conn.close().await;
+    if let Some(c) = conn {
+        let _ = c.close().await;
+    }
     out
+}
+
+/// What became of one batch.
+enum Outcome {
+    Committed,
+    Failed(DbError),
+    /// The connection was lost (with this error); afterwards this many of the batch's rows
+    /// were in the table.
+    Found(u64, DbError),
+    /// The connection was lost and the server could not be reached to check.
+    Unresolved,
 }
 
 fn fail(out: &mut Tally, live: &Live, rows: u64, e: DbError) {
@@ -866,6 +1005,7 @@ mod tests {
             opts: opts(),
             insert_one: "".into(),
             insert_many: "".into(),
+            insert_again: "".into(),
             lookup: "".into(),
             tag: "abcd1234".into(),
             seed: 42,

@@ -92,6 +92,7 @@ fn main() {
         stress::seed_lines_and_json_only,
         stress::bad_options_are_named,
         stress::interrupt_still_reports,
+        stress::lost_connections_keep_the_count_exact,
         repl::typed_entries_keep_their_state,
         repl::tab_completes_function_names,
         repl::ctrl_c_cancels_the_running_query,

@@ -404,3 +404,113 @@ pub fn interrupt_still_reports() {
     assert_eq!(db.scalar("SELECT count(*) - 5 FROM users"), ok.to_string());
     assert!(String::from_utf8_lossy(&out.stderr).ends_with("dsqlsh: interrupted\n"));
 }
+
+/// A TCP relay to the test cluster that cuts every open connection every `period`: the
+/// network failing under a load run.
+struct CuttingProxy {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CuttingProxy {
+    fn start(period: std::time::Duration) -> CuttingProxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicU64::new(0));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (_, socket) = crate::support::cluster();
+        let server = socket.join(format!(".s.PGSQL.{}", dsqlsh::local::SOCKET_PORT));
+        {
+            let (stop, open) = (stop.clone(), open.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Ok((client, _)) = listener.accept() else {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    };
+                    client.set_nonblocking(false).unwrap();
+                    let Ok(upstream) = std::os::unix::net::UnixStream::connect(&server) else {
+                        continue;
+                    };
+                    open.lock().unwrap().push(client.try_clone().unwrap());
+                    let (mut c1, mut u1) =
+                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                    let (mut c2, mut u2) = (client, upstream);
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c1, &mut u1);
+                        let _ = u1.shutdown(std::net::Shutdown::Both);
+                    });
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut u2, &mut c2);
+                        let _ = c2.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            });
+        }
+        {
+            let (stop, open, cuts) = (stop.clone(), open.clone(), cuts.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(period);
+                    for s in open.lock().unwrap().drain(..) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+        CuttingProxy { addr, stop, cuts }
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Connections cut again and again mid-run (inserts in flight, COMMITs unanswered): every
+/// batch is settled by inserting it again with ON CONFLICT DO NOTHING and counting its ids, so
+/// `succeeded` is still exactly the rows the table gained, and nothing is counted twice.
+pub fn lost_connections_keep_the_count_exact() {
+    let db = TestDb::new("stress_cuts");
+    db.sql(&format!(
+        "CREATE TABLE users {}",
+        dsqlsh::users::COLUMNS_DDL
+    ));
+    let proxy = CuttingProxy::start(std::time::Duration::from_millis(300));
+    let url = format!("postgres://admin@{}/{}", proxy.addr, db.name);
+    let out = dsqlsh()
+        .args(["--database-url", &url])
+        .args([
+            "run",
+            "stress",
+            "duration=4",
+            "concurrency=6",
+            "batch=20",
+            "json=true",
+        ])
+        .run();
+    let cuts = proxy.cuts.load(std::sync::atomic::Ordering::SeqCst);
+    drop(proxy);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    assert!(cuts >= 6, "the proxy cut {cuts} connections");
+    let ok = v["succeeded"].as_u64().unwrap();
+    assert!(ok > 0, "{v}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM users"),
+        ok.to_string(),
+        "{v}"
+    );
+    // Every row is in the table once: no batch was inserted twice.
+    assert_eq!(
+        db.scalar("SELECT count(*) = count(DISTINCT email) FROM users"),
+        "t"
+    );
+}
