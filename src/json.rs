@@ -59,7 +59,7 @@ fn to_json_at(value: &Dynamic, depth: usize) -> Value {
         }
         return Value::Object(obj);
     }
-    Value::String(value.to_string())
+    Value::String(crate::script::host_value_text(value).unwrap_or_else(|| value.to_string()))
 }
 
 pub fn float_to_json(f: f64) -> Value {

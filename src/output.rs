@@ -132,7 +132,7 @@ pub fn display_value(v: &Dynamic) -> String {
     } else if let Ok(f) = v.as_float() {
         float_text(f)
     } else {
-        v.to_string()
+        crate::script::host_value_text(v).unwrap_or_else(|| v.to_string())
     }
 }
 

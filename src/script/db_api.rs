@@ -30,6 +30,18 @@ pub const DEFAULT_TX_RETRIES: i64 = 5;
 #[derive(Clone)]
 pub struct Conn(pub Arc<Database>);
 
+impl std::fmt::Display for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Connection({})", self.0.label())
+    }
+}
+
+/// How a value of a type dsqlsh registers prints outside the engine (eval's result, JSON),
+/// where Rhai itself would only give the Rust type name.
+pub fn host_value_text(v: &Dynamic) -> Option<String> {
+    v.read_lock::<Conn>().map(|c| c.to_string())
+}
+
 /// What `run_transaction` did: the closure's value or the error, and how many retries it took.
 pub struct TxOutcome {
     pub result: RhaiResult<Dynamic>,
@@ -708,12 +720,8 @@ fn connect_args(base: &ConnectionArgs, opts: &Map) -> RhaiResult<(ConnectionArgs
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     engine
         .register_type_with_name::<Conn>("Connection")
-        .register_fn("to_string", |c: &mut Conn| {
-            format!("Connection({})", c.0.label())
-        })
-        .register_fn("to_debug", |c: &mut Conn| {
-            format!("Connection({})", c.0.label())
-        });
+        .register_fn("to_string", |c: &mut Conn| c.to_string())
+        .register_fn("to_debug", |c: &mut Conn| c.to_string());
 
     let s = session.clone();
     let connect = move |opts: Map| -> RhaiResult<Conn> {

@@ -12,6 +12,8 @@ mod helpers;
 pub mod report;
 mod users_api;
 
+pub use db_api::host_value_text;
+
 use std::sync::{Arc, Mutex};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position, Scope, AST};

@@ -202,6 +202,17 @@ pub fn connect_takes_psql_names() {
     );
     let out = dsqlsh().args(["eval", &code]).run();
     assert_eq!(out.ok(), format!("{}\n", db.name));
+    // A handle prints as what it connects to, in eval's output and in JSON alike.
+    let out = dsqlsh()
+        .args(db.flags())
+        .args(["eval", "let c = connect(); print(c); [c]"])
+        .run();
+    let label = format!(
+        "Connection(PostgreSQL socket `{}` database `{}` as `admin`)",
+        socket.display(),
+        db.name
+    );
+    assert_eq!(out.ok(), format!("{label}\n[\n  \"{label}\"\n]\n"));
     let out = dsqlsh().args(["eval", "connect(#{ hots: 1 })"]).run();
     assert_eq!(out.code, 1);
     assert_eq!(
