@@ -299,10 +299,29 @@ impl Database {
                 .await
                 .map_err(|e| error::client_error("08001", e.to_string()))?;
         }
-        self.pool
-            .acquire()
-            .await
-            .map_err(|e| connect_failure(&self.label, e, &self.target))
+        match self.pool.acquire().await {
+            Ok(c) => Ok(c),
+            // The pool retries refused connections until its timeout and then only says it
+            // timed out; one direct attempt tells why (53300 too many clients, say).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let options = self.pool.connect_options();
+                let probe = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    sqlx::ConnectOptions::connect(&*options),
+                )
+                .await;
+                let e = match probe {
+                    Ok(Err(why)) => why,
+                    Ok(Ok(conn)) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                        sqlx::Error::PoolTimedOut
+                    }
+                    Err(_) => sqlx::Error::PoolTimedOut,
+                };
+                Err(connect_failure(&self.label, e, &self.target))
+            }
+            Err(e) => Err(connect_failure(&self.label, e, &self.target)),
+        }
     }
 
     pub async fn close(&self) {
