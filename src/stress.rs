@@ -466,10 +466,23 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
                         }
                         return;
                     };
-                    let runs = conns
-                        .into_iter()
-                        .map(|c| worker(db.clone(), plan.clone(), live.clone(), c));
-                    let tallies = futures_util::future::join_all(runs).await;
+                    // One task per worker, so a reply wakes only the worker it is for
+                    // (join_all would poll every worker of the thread on each wake).
+                    let mut runs = tokio::task::JoinSet::new();
+                    for c in conns {
+                        runs.spawn(worker(db.clone(), plan.clone(), live.clone(), c));
+                    }
+                    let mut tallies = Vec::new();
+                    while let Some(done) = runs.join_next().await {
+                        match done {
+                            Ok(t) => tallies.push(t),
+                            Err(e) => {
+                                let mut t = Tally::new();
+                                t.failure("internal", &format!("a stress worker stopped: {e}"));
+                                tallies.push(t);
+                            }
+                        }
+                    }
                     let _ = done_tx.send(tallies);
                 });
             })
