@@ -84,7 +84,7 @@ pub async fn query(
 ) -> Result<ResultSet, DbError> {
     match query_binary(db, conn, sql, params).await {
         Err(e) if params.is_empty() && needs_text_results(&e) => {
-            query_text_results(conn, sql).await
+            query_text_results(db, conn, sql).await
         }
         other => other,
     }
@@ -101,46 +101,30 @@ fn needs_text_results(e: &DbError) -> bool {
 
 /// A statement without parameters run through the simple protocol, which returns every
 /// value as text; common types are read back into Rhai values, the rest stay text.
-async fn query_text_results(conn: &mut PgConnection, sql: &str) -> Result<ResultSet, DbError> {
-    let mut columns: Option<Vec<String>> = None;
-    let mut table = Vec::new();
+async fn query_text_results(
+    db: &Database,
+    conn: &mut PgConnection,
+    sql: &str,
+) -> Result<ResultSet, DbError> {
+    let mut raw_rows: Vec<PgRow> = Vec::new();
     let mut rows_affected = 0;
     {
         let mut stream = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch_many(&mut *conn);
         while let Some(item) = stream.try_next().await.map_err(from_sqlx)? {
             match item {
                 Either::Left(done) => rows_affected += done.rows_affected(),
-                Either::Right(row) => {
-                    if columns.is_none() {
-                        columns =
-                            Some(row.columns().iter().map(|c| c.name().to_string()).collect());
-                    }
-                    let mut values = Vec::with_capacity(row.len());
-                    for c in 0..row.len() {
-                        let raw = row.try_get_raw(c).map_err(from_sqlx)?;
-                        if raw.is_null() {
-                            values.push(Dynamic::UNIT);
-                            continue;
-                        }
-                        let type_oid = oid_of(&raw.type_info());
-                        let text = raw
-                            .as_str()
-                            .map_err(|e| client_error("22000", e.to_string()))?;
-                        values.push(codec::decode_text(type_oid, text));
-                    }
-                    table.push(values);
-                }
+                Either::Right(row) => raw_rows.push(row),
             }
         }
     }
-    let columns: Arc<[String]> = unique_names(columns.unwrap_or_default()).into();
-    let tag = crate::rows::tag_for(&columns);
+    let names = raw_rows.first().map_or_else(Vec::new, |row| {
+        row.columns().iter().map(|c| c.name().to_string()).collect()
+    });
+    let columns: Arc<[String]> = unique_names(names).into();
+    let rows = decode_rows(db, conn, &columns, raw_rows).await?;
     Ok(ResultSet {
-        rows: table
-            .into_iter()
-            .map(|values| crate::rows::make_row(&columns, tag, values))
-            .collect(),
         columns,
+        rows,
         rows_affected,
     })
 }
@@ -426,7 +410,8 @@ async fn decode_rows(
                 .as_bytes()
                 .map_err(|e| client_error("22000", e.to_string()))?;
             if raw.format() == PgValueFormat::Text {
-                values.push(Dynamic::from(String::from_utf8_lossy(bytes).to_string()));
+                let text = String::from_utf8_lossy(bytes);
+                values.push(codec::decode_text(type_oid, &text));
                 continue;
             }
             match codec::decode(type_oid, bytes) {
