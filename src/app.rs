@@ -108,6 +108,9 @@ fn stress_args(a: StressArgs) -> Map {
     );
     insert_opt(&mut m, "max_failed", a.max_failed.map(Dynamic::from_int));
     m.insert("json".into(), Dynamic::from_bool(a.json));
+    if a.no_progress {
+        m.insert("progress".into(), Dynamic::FALSE);
+    }
     m
 }
 

@@ -268,6 +268,9 @@ pub struct StressArgs {
     /// Print only the JSON result object on stdout
     #[arg(long)]
     pub json: bool,
+    /// No progress line on stderr (for cron jobs that mail stderr)
+    #[arg(long = "no-progress")]
+    pub no_progress: bool,
 }
 
 // Flag values are checked here, so that a mistyped value is a usage error (exit 2) named

@@ -644,7 +644,11 @@ pub fn status(dir: &Path) -> Result<String> {
                 } else {
                     "not in use (left behind by a killed process; `dsqlsh local stop` stops it)"
                 }
-            ))
+            ));
+            out.push_str(&format!(
+                "psql:      psql -h {} -p {SOCKET_PORT} -U admin postgres\n",
+                layout.run().display()
+            ));
         }
         None => out.push_str("status:    stopped\n"),
     }

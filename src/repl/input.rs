@@ -48,6 +48,8 @@ pub fn classify(text: &str, mode: Mode) -> Kind<'_> {
 pub fn is_incomplete(engine: &Engine, text: &str, mode: Mode) -> bool {
     match classify(text, mode) {
         Kind::Blank | Kind::Meta(_) => false,
+        // `\q` or `\dt` typed out of psql habit is answered at once, not continued.
+        Kind::Sql(sql) if psql_command_hint(sql).is_some() => false,
         Kind::Sql(sql) => sql_is_incomplete(sql),
         Kind::Rhai(code) => match engine.compile(code) {
             // Rhai accepts a block comment left open at the end; a person has not finished it.
@@ -120,6 +122,46 @@ pub fn rhai_tail(code: &str) -> Tail {
 }
 
 /// SQL is complete once everything after the last top-level `;` is whitespace or comments.
+/// For a psql backslash command (`\q`, `\dt`, `\c`, ...: the text after the `\`), what to
+/// do in dsqlsh instead. None for SQL; no psql command word is also a SQL statement's.
+pub fn psql_command_hint(sql: &str) -> Option<String> {
+    let word = sql
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .find(|w| !w.is_empty())?;
+    let instead = match word {
+        "q" | "quit" => "leave with `.quit` or Ctrl-D".to_string(),
+        "c" | "connect" | "conninfo" => "use `.connect [URL | HOST | KEY=VALUE...]`".into(),
+        "timing" => "use `.timing on|off`".into(),
+        "x" | "pset" | "a" | "t" | "H" => "use `.format table|json|csv`".into(),
+        "i" | "ir" | "include" => "use `.run FILE`".into(),
+        "?" | "h" | "help" => "`.help` lists dsqlsh's commands".into(),
+        w if w == "l"
+            || w == "l+"
+            || (w.starts_with('d')
+                && w.len() <= 4
+                && w[1..].chars().all(|c| c.is_ascii_lowercase() || c == '+')) =>
+        {
+            "query the catalog instead, e.g. `\\SELECT table_name FROM \
+             information_schema.tables WHERE table_schema = 'public';`, or press Tab for \
+             table and column names"
+                .into()
+        }
+        "e" | "ef" | "echo" | "watch" | "g" | "gx" | "gset" | "o" | "encoding" | "password" => {
+            "it has no dsqlsh equivalent; `.help` lists dsqlsh's commands".into()
+        }
+        _ => return None,
+    };
+    // `\do` is a psql command, but DO is SQL: leave SQL words alone.
+    if ["do", "drop", "delete", "declare", "deallocate", "discard"]
+        .contains(&word.to_ascii_lowercase().as_str())
+    {
+        return None;
+    }
+    Some(format!(
+        "`\\{word}` is a psql command; a line starting with `\\` is SQL in dsqlsh: {instead}"
+    ))
+}
+
 pub fn sql_is_incomplete(sql: &str) -> bool {
     let (_, rest) = sql_lex::split_statements(sql);
     !only_comments(&rest)

@@ -104,6 +104,7 @@ fn format(repl: &mut Repl, arg: &str) -> Step {
     match Format::parse(arg) {
         Some(f) => {
             repl.format = f;
+            note(repl, &format!("format is {}", f.name()));
             Step::Ok
         }
         None => usage(&format!("`.format` takes table, json or csv, not `{arg}`")),

@@ -359,6 +359,10 @@ impl Repl {
     }
 
     fn run_sql(&mut self, sql: &str) -> Step {
+        if let Some(hint) = input::psql_command_hint(sql) {
+            eprintln!("error: {hint}");
+            return Step::Failed;
+        }
         for statement in sql::statements(sql) {
             let verb = sql::first_word(&statement);
             match self.session.run_query(None, &statement, Vec::new()) {

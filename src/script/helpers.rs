@@ -58,12 +58,8 @@ fn check_args(args: &Map, known: &Array) -> RhaiResult<()> {
     let Some(first) = unknown.first() else {
         return Ok(());
     };
-    let hint = known
-        .iter()
-        .map(|k| (edit_distance(first, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min()
-        .map(|(_, k)| format!("; did you mean `{k}`?"))
+    let hint = did_you_mean(first, known.iter().map(String::as_str))
+        .map(|k| format!("; did you mean `{k}`?"))
         .unwrap_or_default();
     let listed = if known.is_empty() {
         "this script takes no arguments".to_string()
@@ -73,6 +69,26 @@ fn check_args(args: &Map, known: &Array) -> RhaiResult<()> {
     Err(super::usage_error(format!(
         "unknown script argument `{first}` ({listed}){hint}"
     )))
+}
+
+/// The known name `typed` was most likely meant to be: a near spelling, or one that it starts
+/// (`max_p99` for `max_p99_ms`).
+pub(super) fn did_you_mean<'a>(
+    typed: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    known
+        .map(|k| {
+            let d = if k.starts_with(typed) && typed.len() >= 3 {
+                0
+            } else {
+                edit_distance(typed, k)
+            };
+            (d, k)
+        })
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// Levenshtein distance in characters, for "did you mean" hints.
@@ -360,6 +376,13 @@ mod tests {
         assert_eq!(edit_distance("topp", "top"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("été", "ete"), 2);
+        let known = ["max_p99_ms", "workers", "users"];
+        assert_eq!(
+            did_you_mean("max_p99", known.into_iter()),
+            Some("max_p99_ms")
+        );
+        assert_eq!(did_you_mean("worker", known.into_iter()), Some("workers"));
+        assert_eq!(did_you_mean("zebra", known.into_iter()), None);
     }
 
     #[test]

@@ -15,8 +15,11 @@ use crate::users::{self, Ident, MISSING_TABLE_HINT};
 pub(super) fn check_keys(func: &str, opts: &Map, known: &[&str]) -> RhaiResult<()> {
     for k in opts.keys() {
         if !known.contains(&k.as_str()) {
+            let hint = super::helpers::did_you_mean(k, known.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
             return Err(script_error(format!(
-                "{func}: unknown option `{k}` (known: {})",
+                "{func}: unknown option `{k}` (known: {}){hint}",
                 known.join(", ")
             )));
         }

@@ -192,12 +192,9 @@ pub fn add_user_from_flags_and_refuses_to_prompt() {
         .args(["add-user", "--name", "Again", "--email", "zoe@example.com"])
         .run();
     assert_eq!(dup.code, 1);
-    assert!(
-        dup.first_err_line().starts_with(
-            "error: database error 23505: duplicate key value violates unique constraint"
-        ),
-        "{}",
-        dup.stderr
+    assert_eq!(
+        dup.stderr,
+        "add_user: a user with email zoe@example.com already exists\n"
     );
     assert_eq!(db.scalar("SELECT count(*) FROM users"), "1");
 }

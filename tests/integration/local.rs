@@ -95,6 +95,22 @@ pub fn status_and_stop() {
         .run();
     let text = out.ok();
     assert!(text.contains("status:    running (pid "), "{text}");
+    // The psql line it prints reaches the server.
+    let psql_line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("psql:      "))
+        .unwrap_or_else(|| panic!("no psql line: {text}"));
+    let args: Vec<&str> = psql_line.split_whitespace().skip(1).collect();
+    let psql = std::process::Command::new("psql")
+        .args(&args)
+        .args(["-XAtc", "SELECT current_user"])
+        .output()
+        .expect("psql");
+    assert_eq!(
+        String::from_utf8_lossy(&psql.stdout),
+        "admin\n",
+        "{psql_line}"
+    );
 
     let fresh = fresh_dir();
     let unused = fresh.path().join("never");

@@ -279,6 +279,26 @@ fn piped(db: &TestDb, input: &str) -> crate::support::Output {
     dsqlsh().args(db.flags()).arg("repl").stdin(input).run()
 }
 
+/// psql's backslash commands, typed out of habit, are answered at once with what to do in
+/// dsqlsh (not sent to the server, not left waiting for a `;`); SQL words like DO still run.
+pub fn psql_commands_say_what_to_use() {
+    let db = TestDb::new("repl_psql_habits");
+    let out = piped(
+        &db,
+        "\\dt\n\\q\n\\do $$ BEGIN END $$;\n\\SELECT 1 AS one;\n",
+    );
+    assert_eq!(out.stdout, "DO\n one\n-----\n   1\n(1 row)\n\n");
+    assert_eq!(
+        out.stderr,
+        "error: `\\dt` is a psql command; a line starting with `\\` is SQL in dsqlsh: query the \
+         catalog instead, e.g. `\\SELECT table_name FROM information_schema.tables WHERE \
+         table_schema = 'public';`, or press Tab for table and column names\n\
+         error: `\\q` is a psql command; a line starting with `\\` is SQL in dsqlsh: leave with \
+         `.quit` or Ctrl-D\n"
+    );
+    assert_eq!(out.code, 1);
+}
+
 /// The typed entries again, piped: no prompt or escape sequence reaches stdout.
 pub fn piped_entries_print_results_only() {
     let db = TestDb::new("repl_piped");

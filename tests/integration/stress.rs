@@ -322,6 +322,30 @@ pub fn seed_lines_and_json_only() {
     let v = json(&out);
     assert_eq!(v["succeeded"], 100);
     assert_eq!(db.scalar("SELECT count(*) FROM users"), "600");
+    // --no-progress leaves stderr empty; a rate one worker cannot keep up is named.
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "stress-test",
+            "--users",
+            "50",
+            "--concurrency",
+            "1",
+            "--rate",
+            "1000000",
+            "--no-progress",
+        ])
+        .run();
+    let text = out.ok();
+    assert_eq!(out.stderr, "");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Rate target not reached: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.ends_with(" of 1000000.0 transactions/s (more concurrency may help)"),
+        "{line}"
+    );
 }
 
 pub fn bad_options_are_named() {
@@ -345,7 +369,7 @@ pub fn bad_options_are_named() {
         (vec!["stress-test", "--rate", "0"], "error: invalid value '0' for '--rate <R>': `0` is not a rate from 0.001 to 1e9 transactions per second"),
         (vec!["stress-test", "--max-p99-ms", "-1"], "error: invalid value '-1' for '--max-p99-ms <MS>': `-1` is not a number of 0 or more"),
         (vec!["user-stats", "--as-of", "2026-13-01"], "error: invalid value '2026-13-01' for '--as-of <DATE>': `2026-13-01` is not a date like 2025-01-31"),
-        (vec!["run", "stress", "users=5", "concurency=50"], "error: unknown script argument `concurency` (this script takes users, concurrency, batch, duration, rate, max_retries, seed, table, max_p99_ms, min_rows_per_s, max_failed, json); did you mean `concurrency`?"),
+        (vec!["run", "stress", "users=5", "concurency=50"], "error: unknown script argument `concurency` (this script takes users, concurrency, batch, duration, rate, max_retries, seed, table, max_p99_ms, min_rows_per_s, max_failed, progress, json); did you mean `concurrency`?"),
         (vec!["run", "user_stats", "topp=1"], "error: unknown script argument `topp` (this script takes tz, top, days, as_of, json); did you mean `top`?"),
     ] {
         let out = dsqlsh().args(db.flags()).args(args.clone()).run();
