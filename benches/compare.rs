@@ -9,6 +9,8 @@
 //! 2. psql \copy of N rows                             vs  `stress` batch 3000
 //! 3. `bench` closure doing the same one-row INSERT    vs  native `stress` (phase 1's figure)
 //! 4. peak RSS of `stress` for 10k users               vs  1M users
+//! 5. pgbench -R 200 at c4                              vs  `stress --rate 200` (latency from
+//!    the scheduled start: the open model)
 //!
 //! Timings on a shared machine are noisy (one 15 s phase can differ from the next by 20%);
 //! run it on an idle one. Phases 1 and 3, then phase 2, are each repeated `BENCH_RUNS` times,
@@ -107,6 +109,13 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// pgbench -M prepared one-row inserts; returns (tps, p99 ms) from its per-transaction log.
 fn pgbench(env: &Env) -> (f64, f64) {
+    let (tps, p99, _) = pgbench_with(env, &["-c", "10", "-j", "2"]);
+    (tps, p99)
+}
+
+/// pgbench with `args` (clients, threads, rate); returns (tps, p99 ms, mean ms). Under
+/// `-R`, pgbench measures latency from each transaction's scheduled start, as stress does.
+fn pgbench_with(env: &Env, args: &[&str]) -> (f64, f64, f64) {
     let script = env.dir.join("insert.sql");
     std::fs::write(
         &script,
@@ -119,7 +128,9 @@ fn pgbench(env: &Env) -> (f64, f64) {
     std::fs::create_dir_all(&logs).unwrap();
     let mut cmd = Command::new("pgbench");
     cmd.current_dir(&logs)
-        .args(["-n", "-M", "prepared", "-c", "10", "-j", "2", "-T"])
+        .args(["-n", "-M", "prepared"])
+        .args(args)
+        .arg("-T")
         .arg(env.secs.to_string())
         .arg("-f")
         .arg(&script)
@@ -148,7 +159,13 @@ fn pgbench(env: &Env) -> (f64, f64) {
         }
     }
     lat.sort_by(f64::total_cmp);
-    (tps, percentile(&lat, 0.99))
+    let mean = out
+        .lines()
+        .find(|l| l.starts_with("latency average = "))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no latency average in pgbench output:\n{out}"));
+    (tps, percentile(&lat, 0.99), mean)
 }
 
 /// One interleaved round of phases 1 and 3.
@@ -341,6 +358,37 @@ fn main() {
     println!("psql \\copy of {copy_rows} rows:             {copy_rps:>10.0} rows/s");
     println!("dsqlsh stress, batch 3000, c4:           {bulk_rps:>10.0} rows/s");
 
+    // 5. The open model at a rate both keep up with: latency from the scheduled start.
+    reset_table(&env);
+    let (pg_rate_tps, pg_rate_p99, pg_rate_mean) =
+        pgbench_with(&env, &["-c", "4", "-j", "2", "-R", "200"]);
+    reset_table(&env);
+    let (sr, _) = dsqlsh(
+        &env,
+        &[
+            "stress-test",
+            "--duration",
+            &format!("{secs}s"),
+            "--concurrency",
+            "4",
+            "--rate",
+            "200",
+            "--json",
+            "--no-progress",
+        ],
+    );
+    let (st_rate_mean, st_rate_p99) = (
+        sr["latency_ms"]["mean"].as_f64().unwrap(),
+        sr["latency_ms"]["p99"].as_f64().unwrap(),
+    );
+    println!(
+        "pgbench -R 200, c4:                       {pg_rate_tps:>10.1} tps  mean {pg_rate_mean:.3} ms  p99 {pg_rate_p99:.2} ms"
+    );
+    println!(
+        "dsqlsh stress --rate 200, c4:             {:>10.1} tps  mean {st_rate_mean:.3} ms  p99 {st_rate_p99:.2} ms",
+        sr["txn_per_s"].as_f64().unwrap()
+    );
+
     // 4. Memory does not grow with the number of rows.
     reset_table(&env);
     let (_, rss_small) = dsqlsh(
@@ -419,6 +467,12 @@ fn main() {
             bench_ratio[1],
             0.9,
             bench_ratio[1] >= 0.9,
+        ),
+        (
+            "rate 200: stress mean / pgbench mean latency",
+            st_rate_mean / pg_rate_mean,
+            1.0,
+            st_rate_mean <= pg_rate_mean,
         ),
         ("RSS 1M / RSS 10k", rss_ratio, 1.5, rss_ratio < 1.5),
         ("RSS 1M in MiB (target < 64)", rss_mib, 64.0, rss_mib < 64.0),

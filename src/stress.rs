@@ -227,6 +227,103 @@ impl Live {
     }
 }
 
+/// Waits for an open model's scheduled starts with the kernel's high-resolution timers (a
+/// timerfd, watched by the runtime): tokio's own timer counts whole milliseconds and wakes up
+/// to a millisecond late, which the latency of every scheduled transaction would include.
+struct PreciseTimer {
+    fd: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl PreciseTimer {
+    /// Must be called inside a runtime. Without a timerfd it falls back to tokio's timer.
+    fn new() -> PreciseTimer {
+        use std::os::fd::FromRawFd;
+        // SAFETY: timerfd_create takes no pointers; a non-negative result is a new fd we own.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        let fd = (raw >= 0)
+            .then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+            .and_then(|fd| {
+                // SAFETY: an OwnedFd stays open, and is the same fd, for the AsyncFd's life.
+                unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+                .ok()
+            });
+        PreciseTimer { fd }
+    }
+
+    async fn sleep_until(&self, at: Instant) {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.fd else {
+            tokio::time::sleep_until(at.into()).await;
+            return;
+        };
+        let now = Instant::now();
+        if at <= now {
+            return;
+        }
+        // Instant is CLOCK_MONOTONIC, so a relative expiry measures the same clock.
+        let d = at - now;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: d.subsec_nanos().max(1) as libc::c_long,
+            },
+        };
+        // SAFETY: a valid timerfd and a pointer to a live itimerspec; no old value wanted.
+        if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } != 0 {
+            tokio::time::sleep_until(at.into()).await;
+            return;
+        }
+        loop {
+            let Ok(mut ready) = fd.readable().await else {
+                return;
+            };
+            let mut expirations = [0u8; 8];
+            // SAFETY: reading 8 bytes into an 8-byte buffer from our timerfd.
+            let n = unsafe {
+                libc::read(
+                    fd.as_raw_fd(),
+                    expirations.as_mut_ptr().cast(),
+                    expirations.len(),
+                )
+            };
+            if n == 8 {
+                return;
+            }
+            ready.clear_ready();
+        }
+    }
+}
+
+/// A blocking wait until `at` (bench workers are threads): nanosleep's precision rather than
+/// the runtime's millisecond timer, in slices short enough to notice Ctrl-C. False when
+/// interrupted.
+pub fn sleep_until_blocking(at: Instant) -> bool {
+    loop {
+        if crate::runtime::interrupted() {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= at {
+            return true;
+        }
+        std::thread::sleep((at - now).min(Duration::from_millis(50)));
+    }
+}
+
 /// Counters the progress line reads while workers run (shared with `bench`).
 #[derive(Default)]
 pub struct Live {
@@ -784,20 +881,21 @@ async fn worker(
             l.min(WORKER_CONNECTION_MAX_AGE)
         });
     let limit = opts.users.unwrap_or(u64::MAX);
+    let timer = opts.rate.map(|_| PreciseTimer::new());
     loop {
         if live.stop.load(Ordering::Relaxed) {
             break;
         }
         // When does this transaction start? On the shared schedule, or now.
-        let intended = match opts.rate {
-            Some(rate) => {
+        let intended = match (opts.rate, &timer) {
+            (Some(rate), Some(timer)) => {
                 let Some(at) = live.next_slot(plan.start, rate, plan.deadline) else {
                     break;
                 };
-                tokio::time::sleep_until(at.into()).await;
+                timer.sleep_until(at).await;
                 at
             }
-            None => Instant::now(),
+            _ => Instant::now(),
         };
         if plan.deadline.is_some_and(|d| Instant::now() >= d) || live.stop.load(Ordering::Relaxed) {
             break;

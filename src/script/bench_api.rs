@@ -262,11 +262,7 @@ fn worker(
                 let Some(at) = live.next_slot(plan.start, rate, plan.deadline) else {
                     break;
                 };
-                if session
-                    .rt()
-                    .block_on(tokio::time::sleep_until(at.into()))
-                    .is_err()
-                {
+                if !stress::sleep_until_blocking(at) {
                     break;
                 }
                 at
