@@ -337,6 +337,39 @@ pub struct Live {
     pub stop: AtomicBool,
 }
 
+/// What the run loop can see of one stress worker while it runs, so that a worker stuck in a
+/// statement (a lock, a network partition) can be cancelled on the server and the report
+/// still include its figures.
+#[derive(Default)]
+struct WorkerSlot {
+    tally: std::sync::Mutex<Tally>,
+    /// The server process of the worker's connection (0: not known).
+    pid: std::sync::atomic::AtomicI32,
+    /// Ids of the batch being inserted right now (empty between batches).
+    in_flight: std::sync::Mutex<Vec<Uuid>>,
+    /// Set (under the tally's lock) when the report went out without this worker: the batch
+    /// it was stuck in is the run's to settle, and the worker records nothing more.
+    abandoned: AtomicBool,
+}
+
+impl WorkerSlot {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, Vec<Uuid>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A stuck worker gets this long past the deadline (or past Ctrl-C) before its statement is
+/// cancelled on the server, and as long again before the report goes out without it.
+const GRACE: Duration = Duration::from_secs(2);
+/// How long a stress worker waits for a connection before counting the batch as failed.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A worker that cannot get a connection this many times in a row stops (as pgbench aborts a
+/// client): the server is gone, and every further batch would only wait and fail.
+const MAX_CONNECT_FAILURES: u32 = 3;
+
 /// What one worker measured (stress and bench workers alike).
 pub struct Tally {
     pub latency: Histogram<u64>,
@@ -477,7 +510,7 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
         Arc::<str>::from(format!(
             "INSERT INTO {q} (id, name, email, role) \
              SELECT unnest($1::uuid[]), unnest($2::text[]), unnest($3::text[]), unnest($4::text[]) \
-             ON CONFLICT DO NOTHING"
+             ON CONFLICT (id) DO NOTHING"
         )),
     );
 
@@ -493,17 +526,20 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     } else {
         Duration::ZERO
     };
+    let slots: Arc<Vec<Arc<WorkerSlot>>> =
+        Arc::new((0..opts.concurrency).map(|_| Arc::default()).collect());
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let (start_tx, start_rx) = tokio::sync::watch::channel::<Option<Arc<Plan>>>(None);
     for t in 0..threads {
         let mine: Vec<usize> = (t..opts.concurrency).step_by(threads).collect();
-        let (db, live, ready_tx, done_tx, mut start_rx) = (
+        let (db, live, ready_tx, done_tx, mut start_rx, slots) = (
             db.clone(),
             live.clone(),
             ready_tx.clone(),
             done_tx.clone(),
             start_rx.clone(),
+            slots.clone(),
         );
         std::thread::Builder::new()
             .name(format!("dsqlsh-stress-{t}"))
@@ -566,21 +602,16 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
                     // One task per worker, so a reply wakes only the worker it is for
                     // (join_all would poll every worker of the thread on each wake).
                     let mut runs = tokio::task::JoinSet::new();
-                    for c in conns {
-                        runs.spawn(worker(db.clone(), plan.clone(), live.clone(), c));
+                    for (c, &k) in conns.into_iter().zip(&mine) {
+                        let slot = slots[k].clone();
+                        runs.spawn(worker(db.clone(), plan.clone(), live.clone(), c, slot));
                     }
-                    let mut tallies = Vec::new();
                     while let Some(done) = runs.join_next().await {
-                        match done {
-                            Ok(t) => tallies.push(t),
-                            Err(e) => {
-                                let mut t = Tally::new();
-                                t.failure("internal", &format!("a stress worker stopped: {e}"));
-                                tallies.push(t);
-                            }
+                        if let Err(e) = done {
+                            eprintln!("dsqlsh: a stress worker stopped: {e}");
                         }
                     }
-                    let _ = done_tx.send(tallies);
+                    let _ = done_tx.send(());
                 });
             })
             .map_err(|e| crate::db::error::client_error("XX000", e.to_string()))?;
@@ -618,25 +649,40 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
         .progress
         .then(|| spawn_progress(plan.opts.users, plan.start, "rows", live.clone()));
 
-    let mut results = Vec::new();
+    // Wait for the threads. Past the deadline (or Ctrl-C) plus GRACE, statements still running
+    // are cancelled on the server; GRACE later the report goes out whatever is still stuck.
     let mut finished = 0;
     let mut interrupted = false;
+    let grace_from = |t: Instant| tokio::time::Instant::from_std(t + GRACE);
+    let mut cancel_at: Option<tokio::time::Instant> = plan.deadline.map(grace_from);
     let mut give_up_at: Option<tokio::time::Instant> = None;
     while finished < threads {
         tokio::select! {
-            tallies = done_rx.recv() => match tallies {
-                Some(t) => {
-                    results.extend(t);
-                    finished += 1;
-                }
+            done = done_rx.recv() => match done {
+                Some(()) => finished += 1,
                 None => break,
             },
             _ = crate::runtime::until_interrupted(), if !interrupted => {
                 interrupted = true;
                 live.stop.store(true, Ordering::SeqCst);
-                // Workers stop at their next transaction boundary; a stalled statement gets two
-                // seconds, then the report goes out without that thread's figures.
-                give_up_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                // Workers stop at their next transaction boundary.
+                cancel_at = Some(grace_from(Instant::now()));
+            }
+            _ = async { tokio::time::sleep_until(cancel_at.expect("guarded")).await }, if cancel_at.is_some() => {
+                cancel_at = None;
+                live.stop.store(true, Ordering::SeqCst);
+                let pids: Vec<i32> = slots
+                    .iter()
+                    .filter(|s| !s.in_flight().is_empty())
+                    .map(|s| s.pid.load(Ordering::SeqCst))
+                    .filter(|&p| p > 0)
+                    .collect();
+                if !pids.is_empty() {
+                    // In the background: under a partition the cancel itself cannot connect.
+                    let db = db.clone();
+                    tokio::spawn(async move { cancel_backends(&db, &pids).await });
+                }
+                give_up_at = Some(tokio::time::Instant::now() + GRACE);
             }
             _ = async { tokio::time::sleep_until(give_up_at.expect("guarded")).await }, if give_up_at.is_some() => {
                 break;
@@ -647,6 +693,21 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
     live.stop.store(true, Ordering::SeqCst);
     if let Some(p) = progress {
         p.finish().await;
+    }
+    // Batches of workers still stuck: their outcome is checked like that of a lost connection.
+    let mut results: Vec<Tally> = Vec::with_capacity(slots.len());
+    for slot in slots.iter() {
+        let mut tally = slot.tally();
+        slot.abandoned.store(true, Ordering::SeqCst);
+        let mut t = std::mem::take(&mut *tally);
+        let stuck = std::mem::take(&mut *slot.in_flight());
+        drop(tally);
+        if !stuck.is_empty() {
+            live.rows_pending
+                .fetch_add(stuck.len() as u64, Ordering::Relaxed);
+            t.unresolved.push(stuck);
+        }
+        results.push(t);
     }
     resolve_at_end(&db, &plan, &live, &mut results).await;
 
@@ -749,22 +810,28 @@ async fn insert(plan: &Plan, conn: &mut PoolConnection<Postgres>, rows: &[RowDat
 }
 
 /// After a lost connection the batch may or may not have committed, and the server may even
-/// still be running it. On a new connection the batch is inserted again, skipping rows that are
-/// there (an insert that meets the lost one's uncommitted rows waits for it to end), and then
-/// its ids are counted: every row is in the table exactly once, and `found` says how many.
-/// Retried with backoff for a while when the server cannot be reached.
+/// still be running it. On a new connection the batch is inserted again, skipping rows whose id
+/// is there (an insert that meets the lost one's uncommitted rows waits for it to end), and then
+/// its ids are counted: every row is in the table exactly once, and `found` says how many. A
+/// table whose ids are not unique cannot skip them (42P10): its ids are only counted. Tried
+/// with backoff until `until`, when the server cannot be reached.
 async fn resolve_lost(
     db: &Database,
     plan: &Plan,
     rows: &[RowData],
+    until: Instant,
 ) -> Result<(u64, PoolConnection<Postgres>), DbError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut last = None;
-    for attempt in 0..RESOLVE_ATTEMPTS {
+    for attempt in 0u32.. {
         if attempt > 0 {
-            tokio::time::sleep(crate::db::error::backoff(attempt as i64 + 3)).await;
+            let pause = crate::db::error::backoff(attempt as i64 + 3);
+            if Instant::now() + pause >= until {
+                break;
+            }
+            tokio::time::sleep(pause).await;
         }
-        let mut conn = match db.acquire().await {
+        let mut conn = match acquire_by(db, until).await {
             Ok(c) => c,
             Err(e) => {
                 last = Some(e);
@@ -785,7 +852,9 @@ async fn resolve_lost(
                 last = Some(e);
                 continue;
             }
-            // Any other failure (a conflict) leaves the count below to say what is there.
+            // Anything else (no unique id: 42P10; a conflict; another constraint, for the
+            // whole batch as the first attempt would have met it) leaves the count to say
+            // what is there.
         }
         match count_ids(&mut conn, plan, &ids).await {
             Ok(found) => return Ok((found, conn)),
@@ -798,8 +867,27 @@ async fn resolve_lost(
     Err(last.unwrap_or_else(|| crate::db::error::client_error("08006", "connection lost")))
 }
 
-/// How often `resolve_lost` tries (its backoff grows to 1 s: about 8 s in all).
-const RESOLVE_ATTEMPTS: u32 = 10;
+/// A connection from the pool, waiting no later than `until` (nor longer than
+/// ACQUIRE_TIMEOUT): a server that is down must not hold a worker past the end of the run.
+async fn acquire_by(db: &Database, until: Instant) -> Result<PoolConnection<Postgres>, DbError> {
+    let wait = until
+        .saturating_duration_since(Instant::now())
+        .min(ACQUIRE_TIMEOUT)
+        .max(Duration::from_millis(100));
+    match tokio::time::timeout(wait, db.acquire()).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::db::error::client_error(
+            "08001",
+            format!(
+                "no connection to the server within {:.1} s",
+                wait.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// How long after the deadline (or, without one, after the loss) a lost batch is retried.
+const RESOLVE_FOR: Duration = Duration::from_secs(10);
 
 async fn count_ids(
     conn: &mut PoolConnection<Postgres>,
@@ -814,27 +902,54 @@ async fn count_ids(
     Ok(found.max(0) as u64)
 }
 
+/// The server process behind a worker's connection, for cancelling a stuck statement.
+async fn backend_pid(conn: &mut PoolConnection<Postgres>) -> i32 {
+    sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(&mut **conn)
+        .await
+        .unwrap_or(0)
+}
+
+/// Ask the server to cancel the statements of `pids` (stuck workers), from a new connection;
+/// best effort, bounded: the server may be the thing that is stuck.
+async fn cancel_backends(db: &Database, pids: &[i32]) {
+    let cancel = async {
+        let mut conn = db.acquire().await.ok()?;
+        sqlx::query("SELECT pg_cancel_backend(p) FROM unnest($1::int4[]) AS p")
+            .bind(pids)
+            .execute(&mut *conn)
+            .await
+            .ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), cancel).await;
+}
+
 /// Batches still unresolved when the run ends: counted on a fresh connection, now that the
-/// server has had time to finish whatever it was running for the lost connections.
+/// server has had time to finish whatever it was running for the lost connections. Bounded to
+/// a few seconds in all.
 async fn resolve_at_end(db: &Database, plan: &Plan, live: &Live, tallies: &mut [Tally]) {
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut conn: Option<PoolConnection<Postgres>> = None;
     for tally in tallies.iter_mut() {
         for ids in std::mem::take(&mut tally.unresolved) {
             let n = ids.len() as u64;
             let mut found = None;
-            for attempt in 0..3 {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+            while found.is_none() && Instant::now() < until {
+                if conn.is_none() {
+                    conn = acquire_by(db, until).await.ok();
                 }
-                if let Ok(mut conn) = db.acquire().await {
-                    if let Ok(k) = count_ids(&mut conn, plan, &ids).await {
-                        found = Some(k);
-                        break;
-                    }
+                match conn.as_mut() {
+                    Some(c) => match count_ids(c, plan, &ids).await {
+                        Ok(k) => found = Some(k),
+                        Err(_) => conn = None,
+                    },
+                    None => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
             live.rows_pending.fetch_sub(n, Ordering::Relaxed);
             match found {
                 Some(k) => {
+                    let k = k.min(n);
                     live.rows_ok.fetch_add(k, Ordering::Relaxed);
                     if k == n {
                         tally.txn_ok += 1;
@@ -848,8 +963,9 @@ async fn resolve_at_end(db: &Database, plan: &Plan, live: &Live, tallies: &mut [
                     n,
                     crate::db::error::client_error(
                         "08006",
-                        "the connection was lost and the server could not be reached again to \
-                         check whether the rows committed; they are counted as failed",
+                        "the connection was lost (or the statement never finished) and the \
+                         server could not be reached again to check whether the rows \
+                         committed; they are counted as failed",
                     ),
                 ),
             }
@@ -860,7 +976,8 @@ async fn resolve_at_end(db: &Database, plan: &Plan, live: &Live, tallies: &mut [
 fn lost_rows() -> DbError {
     crate::db::error::client_error(
         "08006",
-        "the connection was lost during the insert, and the rows were not found afterwards",
+        "the connection was lost during the insert (or the statement never finished), and the \
+         rows were not found afterwards",
     )
 }
 
@@ -868,13 +985,16 @@ async fn worker(
     db: Arc<Database>,
     plan: Arc<Plan>,
     live: Arc<Live>,
-    conn: PoolConnection<Postgres>,
-) -> Tally {
+    mut first_conn: PoolConnection<Postgres>,
+    slot: Arc<WorkerSlot>,
+) {
     let opts = &plan.opts;
-    let mut out = Tally::new();
+    slot.pid
+        .store(backend_pid(&mut first_conn).await, Ordering::SeqCst);
     // None after a connection was lost and no new one could be had: the next batch asks again.
-    let mut conn = Some(conn);
+    let mut conn = Some(first_conn);
     let mut conn_since = Instant::now();
+    let mut connect_failures = 0u32;
     let max_age = db
         .max_connection_age()
         .map_or(WORKER_CONNECTION_MAX_AGE, |l| {
@@ -882,6 +1002,11 @@ async fn worker(
         });
     let limit = opts.users.unwrap_or(u64::MAX);
     let timer = opts.rate.map(|_| PreciseTimer::new());
+    // Waits for the server end with the run (plus GRACE), not minutes after it.
+    let wait_until = || {
+        plan.deadline
+            .map_or(Instant::now() + ACQUIRE_TIMEOUT, |d| d + GRACE)
+    };
     loop {
         if live.stop.load(Ordering::Relaxed) {
             break;
@@ -911,16 +1036,23 @@ async fn worker(
 
         if conn.is_none() || conn_since.elapsed() > max_age {
             let t = Instant::now();
-            match db.acquire().await {
-                Ok(c) => {
+            match acquire_by(&db, wait_until()).await {
+                Ok(mut c) => {
+                    slot.pid.store(backend_pid(&mut c).await, Ordering::SeqCst);
                     conn = Some(c);
                     conn_since = Instant::now();
-                    out.pool_wait
+                    connect_failures = 0;
+                    slot.tally()
+                        .pool_wait
                         .saturating_record(t.elapsed().as_micros().max(1) as u64);
                 }
                 Err(e) => {
-                    fail(&mut out, &live, n, e);
-                    // Not a hot loop against a server that is down.
+                    fail(&mut slot.tally(), &live, n, e);
+                    connect_failures += 1;
+                    if connect_failures >= MAX_CONNECT_FAILURES {
+                        // The server is gone: stop here rather than fail every batch slowly.
+                        break;
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -930,6 +1062,7 @@ async fn worker(
             continue;
         };
 
+        *slot.in_flight() = rows.iter().map(|r| r.id).collect();
         let mut attempt = 0u32;
         let outcome = loop {
             match insert(&plan, c, &rows).await {
@@ -942,8 +1075,11 @@ async fn worker(
                 }
                 Attempt::Unknown(e) => {
                     c.close_on_drop();
-                    break match resolve_lost(&db, &plan, &rows).await {
-                        Ok((found, fresh)) => {
+                    let until = plan.deadline.unwrap_or_else(Instant::now) + RESOLVE_FOR;
+                    break match resolve_lost(&db, &plan, &rows, until).await {
+                        Ok((found, mut fresh)) => {
+                            slot.pid
+                                .store(backend_pid(&mut fresh).await, Ordering::SeqCst);
                             conn = Some(fresh);
                             conn_since = Instant::now();
                             Outcome::Found(found, e)
@@ -959,6 +1095,12 @@ async fn worker(
             live.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(crate::db::error::backoff(attempt as i64)).await;
         };
+        // The tally's lock first, as the run loop takes it, so a batch is settled once.
+        let mut out = slot.tally();
+        if slot.abandoned.load(Ordering::SeqCst) {
+            break;
+        }
+        let ids = std::mem::take(&mut *slot.in_flight());
         out.latency
             .saturating_record(intended.elapsed().as_micros().max(1) as u64);
         match outcome {
@@ -968,6 +1110,9 @@ async fn worker(
             }
             Outcome::Failed(e) => fail(&mut out, &live, n, e),
             Outcome::Found(k, e) => {
+                // More than the batch (a table whose ids are not unique, where an earlier
+                // attempt did commit) is still only this batch's rows.
+                let k = k.min(n);
                 live.rows_ok.fetch_add(k, Ordering::Relaxed);
                 if k == n {
                     out.txn_ok += 1;
@@ -977,7 +1122,7 @@ async fn worker(
             }
             Outcome::Unresolved => {
                 live.rows_pending.fetch_add(n, Ordering::Relaxed);
-                out.unresolved.push(rows.iter().map(|r| r.id).collect());
+                out.unresolved.push(ids);
             }
         }
     }
@@ -985,7 +1130,6 @@ async fn worker(
     if let Some(c) = conn {
         let _ = c.close().await;
     }
-    out
 }
 
 /// What became of one batch.

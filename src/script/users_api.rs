@@ -376,7 +376,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             .rt
             .block_on_uninterruptible(async {
                 let r = stress::run(pool.clone(), o).await;
-                pool.close().await;
+                // close() waits for every connection to come back; one held by a worker stuck
+                // in a statement never does, and the report must not wait for it.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), pool.close()).await;
                 r
             })
             .map_err(db_error)?;

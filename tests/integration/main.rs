@@ -93,6 +93,8 @@ fn main() {
         stress::bad_options_are_named,
         stress::interrupt_still_reports,
         stress::lost_connections_keep_the_count_exact,
+        stress::stuck_statements_are_cancelled_after_the_deadline,
+        stress::a_partition_does_not_outlast_the_duration,
         repl::typed_entries_keep_their_state,
         repl::tab_completes_function_names,
         repl::ctrl_c_cancels_the_running_query,

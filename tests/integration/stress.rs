@@ -538,3 +538,176 @@ pub fn lost_connections_keep_the_count_exact() {
         "t"
     );
 }
+
+/// A statement stuck behind a lock when the run's time is up is cancelled on the server, so
+/// the report comes out soon after the deadline (not when the lock goes), with the cancelled
+/// batches counted as failed and `succeeded` still the rows the table gained.
+pub fn stuck_statements_are_cancelled_after_the_deadline() {
+    let db = TestDb::new("stress_stuck");
+    db.sql(&format!(
+        "CREATE TABLE users {}",
+        dsqlsh::users::COLUMNS_DDL
+    ));
+    let flags = db.flags();
+    let locker = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        dsqlsh()
+            .args(flags)
+            .args(["eval", "transaction(|| { execute(\"LOCK TABLE users IN ACCESS EXCLUSIVE MODE\"); query(\"SELECT pg_sleep(60)\"); })"])
+            .run()
+    });
+    let started = std::time::Instant::now();
+    let out = dsqlsh()
+        .args(db.flags())
+        .args([
+            "run",
+            "stress",
+            "duration=2",
+            "concurrency=2",
+            "json=true",
+            "progress=false",
+        ])
+        .run();
+    let took = started.elapsed();
+    db.sql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' \
+         AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        db.name
+    ));
+    let _ = locker.join();
+    let v = json(&out);
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "the run took {took:?}: {v}"
+    );
+    assert!(v["errors"]["57014"].as_u64().unwrap_or(0) >= 1, "{v}");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM users"),
+        v["succeeded"].to_string()
+    );
+}
+
+/// A relay that, once frozen, stops passing anything from clients to the server (and takes no
+/// new connections), as a network partition would: replies already on their way still arrive.
+struct FreezingProxy {
+    addr: std::net::SocketAddr,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezingProxy {
+    fn start() -> FreezingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (_, socket) = crate::support::cluster();
+        let server = socket.join(format!(".s.PGSQL.{}", dsqlsh::local::SOCKET_PORT));
+        let (f, st) = (frozen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                if f.load(Ordering::SeqCst) {
+                    // Accepted, never answered: held open until the proxy stops.
+                    let st = st.clone();
+                    std::thread::spawn(move || {
+                        let _held = client;
+                        while !st.load(Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                    });
+                    continue;
+                }
+                client.set_nonblocking(false).unwrap();
+                let Ok(upstream) = std::os::unix::net::UnixStream::connect(&server) else {
+                    continue;
+                };
+                let (mut c_in, mut u_out) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut u_in, mut c_out) = (upstream, client);
+                let (f2, st2) = (f.clone(), st.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        while f2.load(Ordering::SeqCst) && !st2.load(Ordering::SeqCst) {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        }
+                        if st2.load(Ordering::SeqCst) || u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = u_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FreezingProxy { addr, frozen, stop }
+    }
+}
+
+impl Drop for FreezingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A partition in the middle of a timed run: the run still ends within seconds of its
+/// duration (no statement or connection attempt outlives it for long), and the rows it counts
+/// are exactly the rows the table gained.
+pub fn a_partition_does_not_outlast_the_duration() {
+    let db = TestDb::new("stress_partition");
+    db.sql(&format!(
+        "CREATE TABLE users {}",
+        dsqlsh::users::COLUMNS_DDL
+    ));
+    let proxy = FreezingProxy::start();
+    let url = format!("postgres://admin@{}/{}", proxy.addr, db.name);
+    let frozen = proxy.frozen.clone();
+    let freezer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let started = std::time::Instant::now();
+    let out = dsqlsh()
+        .args(["--database-url", &url])
+        .args([
+            "run",
+            "stress",
+            "duration=2",
+            "concurrency=3",
+            "batch=5",
+            "json=true",
+            "progress=false",
+        ])
+        .run();
+    let took = started.elapsed();
+    freezer.join().unwrap();
+    drop(proxy);
+    let v = json(&out);
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "the run took {took:?}: {v}"
+    );
+    assert!(v["succeeded"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["failed"].as_u64().unwrap() > 0,
+        "the partition failed some batches: {v}"
+    );
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM users"),
+        v["succeeded"].to_string()
+    );
+}
