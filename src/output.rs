@@ -28,6 +28,15 @@ impl log::Log for Notices {
 
     fn log(&self, r: &log::Record) {
         if self.enabled(r.metadata()) {
+            let captured = CAPTURED.with(|c| {
+                c.borrow_mut()
+                    .as_mut()
+                    .map(|v| v.push(r.args().to_string()))
+                    .is_some()
+            });
+            if captured {
+                return;
+            }
             let label = match r.level() {
                 log::Level::Error => "ERROR",
                 log::Level::Warn => "WARNING",
@@ -38,6 +47,20 @@ impl log::Log for Notices {
     }
 
     fn flush(&self) {}
+}
+
+thread_local! {
+    /// Notices raised while `capture_notices` runs on this thread (sqlx logs them on the thread
+    /// that polls the connection, which is the one blocked in the statement).
+    static CAPTURED: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `f`, keeping the server notices it raises instead of printing them.
+pub fn capture_notices<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let outer = CAPTURED.with(|c| c.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let notices = CAPTURED.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+    (value, notices.unwrap_or_default())
 }
 
 /// Route server notices to stderr; called once at start-up.
@@ -299,6 +322,27 @@ pub fn group_digits(digits: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Notices raised inside `capture_notices` are handed back instead of printed; outside it,
+    /// they print as before (nothing is captured).
+    #[test]
+    fn notices_are_captured_on_this_thread_only() {
+        show_server_notices();
+        let notice = |text: &str| {
+            log::logger().log(
+                &log::Record::builder()
+                    .target(NOTICE_TARGET)
+                    .level(log::Level::Warn)
+                    .args(format_args!("{text}"))
+                    .build(),
+            )
+        };
+        let ((), seen) = capture_notices(|| notice("there is already a transaction in progress"));
+        assert_eq!(seen, ["there is already a transaction in progress"]);
+        let ((), none) = capture_notices(|| ());
+        assert!(none.is_empty());
+    }
     use super::*;
 
     fn row(pairs: &[(&str, Dynamic)]) -> Dynamic {

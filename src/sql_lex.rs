@@ -145,6 +145,40 @@ pub fn max_placeholder(sql: &str) -> usize {
     max
 }
 
+/// The statement with the whitespace and comments before its first word removed (`/* x */
+/// BEGIN` is a BEGIN). Block comments nest, as in PostgreSQL.
+pub fn after_leading_comments(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if rest.starts_with("/*") {
+            let b = rest.as_bytes();
+            let (mut depth, mut i) = (0usize, 0usize);
+            while i + 1 < b.len() {
+                if b[i] == b'/' && b[i + 1] == b'*' {
+                    depth += 1;
+                    i += 2;
+                } else if b[i] == b'*' && b[i + 1] == b'/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            if depth > 0 {
+                return "";
+            }
+            rest = rest[i..].trim_start();
+        } else {
+            return rest;
+        }
+    }
+}
+
 /// Split input into complete statements (each without its `;`) and the unfinished rest.
 pub fn split_statements(text: &str) -> (Vec<String>, String) {
     let mut cuts = Vec::new();

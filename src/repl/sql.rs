@@ -108,9 +108,10 @@ fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
     format!("{}\n", quoted.join(","))
 }
 
-/// The statement's first keyword, upper-cased.
+/// The statement's first keyword (after any comments), upper-cased.
 pub fn first_word(sql: &str) -> String {
-    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+    crate::sql_lex::after_leading_comments(sql)
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
         .find(|w| !w.is_empty())
         .unwrap_or("")
         .to_ascii_uppercase()
@@ -119,7 +120,7 @@ pub fn first_word(sql: &str) -> String {
 /// psql's command tag, rebuilt from the statement (sqlx does not pass the server's tag on):
 /// `INSERT 0 n`, `UPDATE n`, `CREATE TABLE`, `BEGIN`...
 pub fn command_tag(sql: &str, rows: u64) -> String {
-    let words: Vec<String> = sql
+    let words: Vec<String> = crate::sql_lex::after_leading_comments(sql)
         .split(|c: char| c.is_whitespace() || c == '(')
         .filter(|w| !w.is_empty())
         .take(6)

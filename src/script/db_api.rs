@@ -66,26 +66,48 @@ pub(crate) struct Held {
     pub manual_tx: bool,
 }
 
+fn nested_in_manual_tx() -> DbError {
+    client_error(
+        "25001",
+        "transaction: a transaction opened with BEGIN is still open on this connection; end it \
+         with COMMIT or ROLLBACK first (transactions do not nest)",
+    )
+}
+
 /// Whether a transaction opened by SQL text is open after `sql` ran, given whether one was
 /// before: BEGIN/START open one; COMMIT, END, ROLLBACK (not ROLLBACK TO), ABORT and PREPARE
-/// TRANSACTION end it.
+/// TRANSACTION end it, unless `AND CHAIN` opens the next at once. Comments are skipped.
 fn manual_tx_after(sql: &str, mut open: bool) -> bool {
     let (mut statements, rest) = crate::sql_lex::split_statements(sql);
     statements.push(rest);
     for statement in &statements {
-        let mut words = statement
+        let words: Vec<String> = crate::sql_lex::after_leading_comments(statement)
             .split(|c: char| c.is_whitespace() || c == ';')
             .filter(|w| !w.is_empty())
-            .map(str::to_ascii_uppercase);
-        match (words.next().as_deref(), words.next().as_deref()) {
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let chained = words
+            .windows(2)
+            .any(|w| w[0] == "AND" && w[1] == "CHAIN");
+        match (
+            words.first().map(String::as_str),
+            words.get(1).map(String::as_str),
+        ) {
             (Some("BEGIN" | "START"), _) => open = true,
             (Some("ROLLBACK"), Some("TO")) => {}
-            (Some("COMMIT" | "END" | "ROLLBACK" | "ABORT"), _) => open = false,
+            (Some("COMMIT" | "END" | "ROLLBACK" | "ABORT"), _) => open = chained,
             (Some("PREPARE"), Some("TRANSACTION")) => open = false,
             _ => {}
         }
     }
     open
+}
+
+/// Does `sql` end a transaction (COMMIT, ROLLBACK, ...), whatever the server answered? A
+/// failed COMMIT ends it too: the server rolls back.
+fn ends_transaction(sql: &str) -> bool {
+    let (statements, rest) = crate::sql_lex::split_statements(sql);
+    statements.len() + usize::from(!rest.trim().is_empty()) == 1 && !manual_tx_after(sql, true)
 }
 
 impl Held {
@@ -245,19 +267,28 @@ impl Session {
         let db = self.pick_db(db)?;
         let result = self.with_conn(&db, async |db, conn| {
             exec::query(db, conn, sql, &params).await
-        })?;
-        self.track_manual_tx(&db, sql);
-        Ok(result)
+        });
+        self.track_manual_tx(&db, sql, result.is_ok());
+        result
     }
 
-    /// Follow BEGIN/COMMIT statements the script sends itself (see `manual_tx_after`).
-    fn track_manual_tx(&self, db: &Arc<Database>, sql: &str) {
+    /// Follow BEGIN/COMMIT statements the script sends itself (see `manual_tx_after`). Of a
+    /// statement that failed only a transaction end counts (a failed COMMIT rolls back).
+    fn track_manual_tx(&self, db: &Arc<Database>, sql: &str, succeeded: bool) {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = conns
-            .iter_mut()
-            .find(|h| Arc::ptr_eq(&h.db, db) && !h.in_tx)
-        {
-            h.manual_tx = manual_tx_after(sql, h.manual_tx);
+        if let Some(h) = conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db) && !h.in_tx) {
+            if succeeded {
+                h.manual_tx = manual_tx_after(sql, h.manual_tx);
+            } else if ends_transaction(sql) {
+                h.manual_tx = false;
+            }
+        }
+    }
+
+    fn mark_manual_tx(&self, db: &Arc<Database>) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db)) {
+            h.manual_tx = true;
         }
     }
 
@@ -279,9 +310,9 @@ impl Session {
         let db = self.pick_db(db)?;
         let result = self.with_conn(&db, async |db, conn| {
             exec::execute(db, conn, sql, &params).await
-        })?;
-        self.track_manual_tx(&db, sql);
-        Ok(result)
+        });
+        self.track_manual_tx(&db, sql, result.is_ok());
+        result
     }
 
     fn in_transaction(&self) -> bool {
@@ -389,24 +420,30 @@ impl Session {
         if self.manual_tx_open(db) {
             // BEGIN inside it would only warn, and our COMMIT would commit the script's own
             // transaction along with ours.
-            return done(
-                Err(db_error(client_error(
-                    "25001",
-                    "transaction: a transaction opened with BEGIN is still open on this \
-                     connection; end it with COMMIT or ROLLBACK first (transactions do not nest)",
-                ))),
-                0,
-            );
+            return done(Err(db_error(nested_in_manual_tx())), 0);
         }
         loop {
             if !self.take_begun_ahead(db) {
-                if let Err(e) = self.with_conn(db, async |_, conn| {
-                    conn.execute(begin)
-                        .await
-                        .map(|_| ())
-                        .map_err(crate::db::error::from_sqlx)
-                }) {
+                let (began, notices) = crate::output::capture_notices(|| {
+                    self.with_conn(db, async |_, conn| {
+                        conn.execute(begin)
+                            .await
+                            .map(|_| ())
+                            .map_err(crate::db::error::from_sqlx)
+                    })
+                });
+                if let Err(e) = began {
                     return done(Err(e), attempt);
+                }
+                if notices
+                    .iter()
+                    .any(|n| n.contains("there is already a transaction in progress"))
+                {
+                    // A transaction the script opened some way the text did not show (a DO
+                    // block, a function): our BEGIN changed nothing, and COMMIT would end the
+                    // script's own transaction. Nothing ran; say so.
+                    self.mark_manual_tx(db);
+                    return done(Err(db_error(nested_in_manual_tx())), 0);
                 }
             }
             self.mark_tx(db, true);
@@ -899,5 +936,13 @@ mod tests {
         assert!(!manual_tx_after("PREPARE TRANSACTION 'x'", true));
         assert!(manual_tx_after("SELECT 'COMMIT'", true));
         assert!(!manual_tx_after("SELECT 1", false));
+        assert!(manual_tx_after("/* hi */ BEGIN", false));
+        assert!(manual_tx_after("-- hi\nbegin", false));
+        assert!(manual_tx_after("BEGIN; COMMIT AND CHAIN", false));
+        assert!(manual_tx_after("ROLLBACK AND CHAIN", true));
+        assert!(!manual_tx_after("COMMIT AND NO CHAIN", true));
+        assert!(super::ends_transaction("/* x */ COMMIT"));
+        assert!(!super::ends_transaction("INSERT INTO t VALUES (1)"));
+        assert!(!super::ends_transaction("COMMIT; BEGIN"));
     }
 }

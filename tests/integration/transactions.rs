@@ -83,6 +83,25 @@ pub fn transaction_refuses_to_nest_in_a_manual_one() {
         "25001: transaction: a transaction opened with BEGIN is still open on this connection; \
          end it with COMMIT or ROLLBACK first (transactions do not nest)\ninner\n2\n"
     );
+    // Comments before BEGIN and COMMIT AND CHAIN still open one; a COMMIT that fails (a
+    // deferred unique check) still ends it, so transaction() works again afterwards.
+    db.sql("CREATE TABLE d (v int UNIQUE DEFERRABLE INITIALLY DEFERRED)");
+    let code = r#"
+        let refused = |label| {
+            try { transaction(|| 1); print(`${label}: ran`); } catch (e) { print(`${label}: ${e.sqlstate}`); }
+        };
+        execute("/* why not */ BEGIN"); refused.call("comment"); execute("ROLLBACK");
+        execute("-- line\nBEGIN; COMMIT AND CHAIN"); refused.call("chain"); execute("ROLLBACK");
+        execute("BEGIN"); execute("INSERT INTO d VALUES (1), (1)");
+        try { execute("COMMIT"); } catch (e) { print(`commit: ${e.sqlstate}`); }
+        refused.call("after failed commit");
+        query_one("SELECT count(*) AS n FROM m").n
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(
+        out.ok(),
+        "comment: 25001\nchain: 25001\ncommit: 23505\nafter failed commit: ran\n1\n"
+    );
 }
 
 /// Real serialization failures (40001) from REPEATABLE READ on a hot row: every increment
