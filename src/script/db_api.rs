@@ -237,6 +237,9 @@ impl Session {
                     if dead.in_tx {
                         *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(dead.db.clone());
+                    } else if dead.manual_tx {
+                        *self.lost_manual_tx.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(dead.db.clone());
                     }
                     self.note_reconnect(true);
                 }
@@ -249,6 +252,9 @@ impl Session {
                 dead.conn.close_on_drop();
                 if dead.in_tx {
                     *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(dead.db.clone());
+                } else if dead.manual_tx {
+                    *self.lost_manual_tx.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(dead.db.clone());
                 }
                 if let Some(pid) = dead.backend_pid {
                     cancel_backend(host, &dead.db, pid);
@@ -265,11 +271,51 @@ impl Session {
         params: Vec<Dynamic>,
     ) -> RhaiResult<ResultSet> {
         let db = self.pick_db(db)?;
+        if self.settle_lost_manual_tx(&db, sql)? {
+            return Ok(ResultSet {
+                columns: Arc::from(Vec::new()),
+                rows: Vec::new(),
+                rows_affected: 0,
+            });
+        }
         let result = self.with_conn(&db, async |db, conn| {
             exec::query(db, conn, sql, &params).await
         });
         self.track_manual_tx(&db, sql, result.is_ok());
         result
+    }
+
+    /// After the connection of a transaction opened with BEGIN was lost: refuse statements
+    /// until the script ends that transaction. Its ROLLBACK is then done (true: nothing to
+    /// send); its COMMIT fails, since nothing was committed.
+    fn settle_lost_manual_tx(&self, db: &Arc<Database>, sql: &str) -> RhaiResult<bool> {
+        let mut lost = self
+            .lost_manual_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !lost.as_ref().is_some_and(|d| Arc::ptr_eq(d, db)) {
+            return Ok(false);
+        }
+        if !ends_transaction(sql) {
+            return Err(db_error(client_error(
+                "08006",
+                "the connection was lost inside the transaction opened with BEGIN, which was \
+                 not committed; end it with ROLLBACK before running more statements",
+            )));
+        }
+        *lost = None;
+        let word = crate::sql_lex::after_leading_comments(sql)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if matches!(word.trim_end_matches(';'), "COMMIT" | "END") {
+            return Err(db_error(client_error(
+                "08006",
+                "the connection was lost inside the transaction, so it was not committed",
+            )));
+        }
+        Ok(true)
     }
 
     /// Follow BEGIN/COMMIT statements the script sends itself (see `manual_tx_after`). Of a
@@ -308,6 +354,9 @@ impl Session {
         params: Vec<Dynamic>,
     ) -> RhaiResult<u64> {
         let db = self.pick_db(db)?;
+        if self.settle_lost_manual_tx(&db, sql)? {
+            return Ok(0);
+        }
         let result = self.with_conn(&db, async |db, conn| {
             exec::execute(db, conn, sql, &params).await
         });

@@ -180,6 +180,9 @@ pub struct Session {
     pub(crate) conns: Mutex<Vec<db_api::Held>>,
     /// The database whose transaction lost its connection, until that transaction ends.
     pub(crate) lost_tx: Mutex<Option<Arc<Database>>>,
+    /// The database whose transaction opened with BEGIN lost its connection, until the script
+    /// sends COMMIT or ROLLBACK: statements in between would otherwise commit one by one.
+    pub(crate) lost_manual_tx: Mutex<Option<Arc<Database>>>,
     /// The script being evaluated: `bench` workers run its closures on engines of their own.
     pub(crate) ast: Mutex<Option<Arc<AST>>>,
     /// Where calls without a connection go instead of the host's default (bench workers).
@@ -194,6 +197,7 @@ impl Session {
             host,
             conns: Mutex::new(Vec::new()),
             lost_tx: Mutex::new(None),
+            lost_manual_tx: Mutex::new(None),
             ast: Mutex::new(None),
             default_db: None,
             local_rt: None,
@@ -206,6 +210,7 @@ impl Session {
             host,
             conns: Mutex::new(Vec::new()),
             lost_tx: Mutex::new(None),
+            lost_manual_tx: Mutex::new(None),
             ast: Mutex::new(Some(ast)),
             default_db: Some(db),
             local_rt: Some(Runtime::current_thread()?),

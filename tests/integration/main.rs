@@ -109,6 +109,7 @@ fn main() {
         transactions::conflicts_are_retried,
         transactions::transaction_on_a_handle,
         transactions::transaction_refuses_to_nest_in_a_manual_one,
+        transactions::a_lost_manual_transaction_is_not_continued,
         transactions::nested_calls_in_every_mode,
         transactions::lost_connection_ends_the_transaction,
         values::round_trip_in_run,

@@ -104,6 +104,30 @@ pub fn transaction_refuses_to_nest_in_a_manual_one() {
     );
 }
 
+/// The connection of a transaction opened with BEGIN dies: what follows is refused until the
+/// script ends that transaction (psql would let each statement commit on its own), its COMMIT
+/// says nothing was committed, its ROLLBACK ends it, and then statements run again.
+pub fn a_lost_manual_transaction_is_not_continued() {
+    let db = TestDb::new("tx_manual_lost");
+    db.sql("CREATE TABLE ml (v int)");
+    let code = r#"
+        let kill = || { try { execute("SELECT pg_terminate_backend(pg_backend_pid())"); } catch (e) { print(`killed: ${e.sqlstate}`); } };
+        execute("BEGIN"); execute("INSERT INTO ml VALUES (1)"); kill.call();
+        try { execute("INSERT INTO ml VALUES (2)"); } catch (e) { print(`refused: ${e.sqlstate}`); }
+        execute("ROLLBACK");
+        execute("INSERT INTO ml VALUES (3)");
+        execute("BEGIN"); execute("INSERT INTO ml VALUES (4)"); kill.call();
+        try { execute("COMMIT"); } catch (e) { print(`commit: ${e.message}`); }
+        query_one("SELECT string_agg(v::text, ',') AS v FROM ml").v
+    "#;
+    let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
+    assert_eq!(
+        out.ok(),
+        "killed: 57P01\nrefused: 08006\nkilled: 57P01\ncommit: the connection was lost inside \
+         the transaction, so it was not committed\n3\n"
+    );
+}
+
 /// Real serialization failures (40001) from REPEATABLE READ on a hot row: every increment
 /// lands exactly once, and some of them needed retries.
 pub fn conflicts_are_retried() {
