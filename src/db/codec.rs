@@ -184,13 +184,15 @@ pub fn decode(type_oid: u32, bytes: &[u8]) -> Result<Option<Dynamic>, String> {
             let b: [u8; 8] = bytes.try_into().map_err(|_| "bad float8")?;
             Dynamic::from_float(f64::from_be_bytes(b))
         }
-        oid::TEXT
-        | oid::VARCHAR
-        | oid::BPCHAR
-        | oid::NAME
-        | oid::XML
-        | oid::UNKNOWN
-        | oid::CHAR => Dynamic::from(utf8(bytes)?),
+        oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::UNKNOWN => {
+            Dynamic::from(utf8(bytes)?)
+        }
+        // One byte, as `charout` prints it: empty for 0, octal for bytes above 127.
+        oid::CHAR => Dynamic::from(match bytes.first() {
+            None | Some(0) => String::new(),
+            Some(&b) if b < 128 => (b as char).to_string(),
+            Some(&b) => format!("\\{b:03o}"),
+        }),
         oid::BYTEA => Dynamic::from_blob(bytes.to_vec()),
         oid::UUID => {
             let u = uuid::Uuid::from_slice(bytes).map_err(|e| e.to_string())?;
@@ -329,8 +331,9 @@ fn decode_array(bytes: &[u8]) -> Result<Option<Dynamic>, String> {
     Ok(Some(nest(flat, &dims)))
 }
 
-/// A value the server sent as text (results of the simple protocol): numbers, booleans and
-/// JSON become Rhai values, anything else stays the server's text.
+/// A value the server sent as text (results of the simple protocol): read into the same Rhai
+/// value the binary form would give for numbers, booleans, JSON, timestamps, bytea and arrays
+/// of those; anything else stays the server's text.
 pub fn decode_text(type_oid: u32, text: &str) -> Dynamic {
     let parsed = match type_oid {
         oid::BOOL => match text {
@@ -343,9 +346,103 @@ pub fn decode_text(type_oid: u32, text: &str) -> Dynamic {
         }
         oid::FLOAT4 | oid::FLOAT8 => parse_float(text).map(Dynamic::from_float),
         oid::JSON | oid::JSONB => Some(json_value(text.as_bytes())),
-        _ => None,
+        // The ISO DateStyle the server answers in, converted as the binary value would be.
+        oid::TIMESTAMPTZ => DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
+            .ok()
+            .and_then(|dt| timestamp_text(dt.timestamp_micros() - PG_EPOCH_MICROS, true))
+            .map(Dynamic::from),
+        oid::TIMESTAMP => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .and_then(|dt| {
+                timestamp_text(dt.and_utc().timestamp_micros() - PG_EPOCH_MICROS, false)
+            })
+            .map(Dynamic::from),
+        oid::BYTEA => text
+            .strip_prefix("\\x")
+            .and_then(|hex| {
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                    .collect::<Option<Vec<u8>>>()
+            })
+            .map(Dynamic::from_blob),
+        other => oid::element_of(other)
+            .and_then(|elem| parse_array_text(text, elem))
+            .map(Dynamic::from_array),
     };
     parsed.unwrap_or_else(|| Dynamic::from(text.to_string()))
+}
+
+/// An array's text form (`{1,2}`, `{{"a b",NULL}}`, `[0:1]={x,y}`), its elements read with
+/// `decode_text`. None when the text is not one.
+fn parse_array_text(text: &str, elem: u32) -> Option<Array> {
+    // Bounds other than 1 are shown as a `[lo:hi]=` prefix; the elements are what count.
+    let body = match text.find("={") {
+        Some(i) if text.starts_with('[') => &text[i + 1..],
+        _ => text,
+    };
+    let chars: Vec<char> = body.chars().collect();
+    let mut pos = 0;
+    let out = parse_array_level(&chars, &mut pos, elem)?;
+    (pos == chars.len()).then_some(out)
+}
+
+fn parse_array_level(c: &[char], pos: &mut usize, elem: u32) -> Option<Array> {
+    if c.get(*pos) != Some(&'{') {
+        return None;
+    }
+    *pos += 1;
+    let mut out = Array::new();
+    if c.get(*pos) == Some(&'}') {
+        *pos += 1;
+        return Some(out);
+    }
+    loop {
+        match c.get(*pos)? {
+            '{' => out.push(Dynamic::from_array(parse_array_level(c, pos, elem)?)),
+            '"' => {
+                *pos += 1;
+                let mut s = String::new();
+                loop {
+                    match c.get(*pos)? {
+                        '\\' => {
+                            s.push(*c.get(*pos + 1)?);
+                            *pos += 2;
+                        }
+                        '"' => {
+                            *pos += 1;
+                            break;
+                        }
+                        ch => {
+                            s.push(*ch);
+                            *pos += 1;
+                        }
+                    }
+                }
+                out.push(decode_text(elem, &s));
+            }
+            _ => {
+                let start = *pos;
+                while !matches!(c.get(*pos)?, ',' | '}') {
+                    *pos += 1;
+                }
+                let s: String = c[start..*pos].iter().collect();
+                out.push(if s == "NULL" {
+                    Dynamic::UNIT
+                } else {
+                    decode_text(elem, s.trim())
+                });
+            }
+        }
+        match c.get(*pos)? {
+            ',' => *pos += 1,
+            '}' => {
+                *pos += 1;
+                return Some(out);
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// Does `bytes` hold exactly one binary array (header, dimensions, then every element)?

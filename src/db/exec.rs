@@ -82,11 +82,43 @@ pub async fn query(
     sql: &str,
     params: &[Dynamic],
 ) -> Result<ResultSet, DbError> {
+    if params.is_empty() && has_text_only_columns(conn, sql).await {
+        return query_text_results(db, conn, sql).await;
+    }
     match query_binary(db, conn, sql, params).await {
         Err(e) if params.is_empty() && needs_text_results(&e) => {
             query_text_results(db, conn, sql).await
         }
+        // With parameters there is no text-only protocol to fall back on.
+        Err(e) if needs_text_results(&e) => Err(DbError {
+            message: format!(
+                "{}; a column of this type (a catalog type, a multirange) can only be read as \
+                 text here: cast it in the query, as in `col::text`",
+                e.message
+            ),
+            ..e
+        }),
         other => other,
+    }
+}
+
+/// Types the server cannot send in binary (aclitem) or that are pseudo-types (pg_stats'
+/// anyarray columns): asking for them in binary would fail at execution, and inside a
+/// transaction abort it, so the statement goes straight to text results.
+const TEXT_ONLY_TYPES: &[u32] = &[1033, 1034, 2275, 2276, 2277, 2281, 2283];
+
+/// Does the statement (prepared now, and cached by sqlx for its execution) return a column of
+/// a text-only type? An error here is left for the execution to report.
+async fn has_text_only_columns(conn: &mut PgConnection, sql: &str) -> bool {
+    match conn
+        .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
+        .await
+    {
+        Ok(stmt) => stmt
+            .columns()
+            .iter()
+            .any(|c| TEXT_ONLY_TYPES.contains(&oid_of(c.type_info()))),
+        Err(_) => false,
     }
 }
 
@@ -96,7 +128,9 @@ pub async fn query(
 fn needs_text_results(e: &DbError) -> bool {
     (e.sqlstate == "42883" && e.message.contains("no binary output function"))
         || (e.sqlstate == "0A000" && e.message.contains("anyarray"))
-        || (e.sqlstate == "22000" && e.message.contains("invalid category code"))
+        || (e.sqlstate == "22000"
+            && (e.message.contains("invalid category code")
+                || e.message.contains("unknown type code")))
 }
 
 /// A statement without parameters run through the simple protocol, which returns every

@@ -190,10 +190,28 @@ pub fn system_catalogs_can_be_explored() {
         let s = query_one("SELECT * FROM pg_stats WHERE tablename = 't'");
         print(`${s.attname} ${s.null_frac} ${s.n_distinct}`);
         print(type_of(query_one("SELECT ev_action FROM pg_rewrite LIMIT 1").ev_action));
+        // A type sqlx cannot describe (a multirange) reads as text without parameters...
+        print(query_one("SELECT '{[1,3), [5,7)}'::int4multirange AS m").m);
+        // ... and with them, the error says to cast; a "char" reads as charout writes it.
+        try { query_one("SELECT '{[1,3)}'::int4multirange AS m, $1 AS x", [1]); } catch (e) { print(e.message.contains("cast it in the query")); }
+        print(to_json(query_one("SELECT $1::\"char\" AS a, $2::\"char\" AS b", ["é", ""])));
+        // Inside a transaction too, and the other columns read as they would without the
+        // catalog column (text results are read back into the same values).
+        let cols = "ARRAY[[1, NULL]] AS a, '[0:1]={x,\"y z\"}'::text[] AS b, timestamptz '2026-12-04 02:59:05.5+01' AS t, '\\x0102'::bytea AS y, 2.5::float8 AS f";
+        let plain = query_one(`SELECT ${cols}`);
+        let with_acl = transaction(|| query_one(`SELECT ${cols}, relacl FROM pg_class WHERE relname = 'pg_class'`));
+        with_acl.remove("relacl");
+        print(to_json(plain) == to_json(with_acl));
+        print(to_json(plain));
     "#;
     let out = dsqlsh().args(db.flags()).args(["eval", code]).run();
     assert_eq!(
         out.ok(),
-        format!("{acl}\nt i64 1 false\nv 0.0 -1.0\nstring\n")
+        format!(
+            "{acl}\nt i64 1 false\nv 0.0 -1.0\nstring\n{{[1,3),[5,7)}}\ntrue\n\
+             {{\"a\":\"\\\\303\",\"b\":\"\"}}\ntrue\n\
+             {{\"a\":[[1,null]],\"b\":[\"x\",\"y z\"],\"t\":\"2026-12-04T01:59:05.500+00:00\",\
+             \"y\":\"\\\\x0102\",\"f\":2.5}}\n"
+        )
     );
 }
