@@ -41,7 +41,7 @@ pub fn redact_passwords(text: &str) -> String {
         out.push_str(head);
         // The authority ends at the first character that cannot be in it.
         let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '`' | '?' | '#'))
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '`' | '?' | '#'))
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match (authority.rfind('@'), authority.find(':')) {
@@ -58,19 +58,40 @@ pub fn redact_passwords(text: &str) -> String {
     redact_settings(&out)
 }
 
-/// `password=secret` (libpq key/value syntax, URL query parameters) to `password=***`.
+/// `password=secret`, `password = 'x y'`, `password: "x"` (libpq key/value syntax, URL query
+/// parameters, a Rhai map) with the value masked.
 fn redact_settings(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());
     let mut pos = 0;
-    while let Some(found) = lower[pos..].find("password=") {
-        let value_start = pos + found + "password=".len();
+    while let Some(found) = lower[pos..].find("password") {
+        let key_end = pos + found + "password".len();
+        let after_key = &text[key_end..];
+        let gap = after_key.len() - after_key.trim_start().len();
+        let Some(sep) = after_key[gap..].chars().next().filter(|c| matches!(c, '=' | ':')) else {
+            out.push_str(&text[pos..key_end]);
+            pos = key_end;
+            continue;
+        };
+        let sep_end = key_end + gap + sep.len_utf8();
+        let rest = &text[sep_end..];
+        let value_start = sep_end + (rest.len() - rest.trim_start().len());
         out.push_str(&text[pos..value_start]);
-        let value_end = text[value_start..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '&' | '"' | '\'' | '`' | ';'))
-            .map_or(text.len(), |i| value_start + i);
+        let value = &text[value_start..];
+        let quote = value.chars().next().filter(|c| matches!(c, '"' | '\'' | '`'));
+        let value_end = match quote {
+            Some(q) => value[1..]
+                .find(q)
+                .map_or(text.len(), |i| value_start + 1 + i + 1),
+            None => value
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | '}' | ';' | ')'))
+                .map_or(text.len(), |i| value_start + i),
+        };
         if value_end > value_start {
-            out.push_str("***");
+            out.push_str(&match quote {
+                Some(q) => format!("{q}***{q}"),
+                None => "***".to_string(),
+            });
         }
         pos = value_end;
     }
@@ -99,6 +120,19 @@ mod tests {
             "'host=db user=a PASSWORD=*** dbname=x' ?password=***&x=1"
         );
         assert_eq!(redact_passwords("let é = 1; // ☃"), "let é = 1; // ☃");
+        assert_eq!(
+            redact_passwords(r#"connect(#{host: "h", password: "HUNTER2", user: "u"})"#),
+            r#"connect(#{host: "h", password: "***", user: "u"})"#
+        );
+        assert_eq!(
+            redact_passwords("password = 'it s' and password=x"),
+            "password = '***' and password=***"
+        );
+        assert_eq!(
+            redact_passwords(r#""postgres://app:it'sHUNTER@db/x""#),
+            r#""postgres://app:***@db/x""#
+        );
+        assert_eq!(redact_passwords("no_password_here"), "no_password_here");
     }
 
     #[test]
