@@ -68,7 +68,11 @@ fn redact_settings(text: &str) -> String {
         let key_end = pos + found + "password".len();
         let after_key = &text[key_end..];
         let gap = after_key.len() - after_key.trim_start().len();
-        let Some(sep) = after_key[gap..].chars().next().filter(|c| matches!(c, '=' | ':')) else {
+        let Some(sep) = after_key[gap..]
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '=' | ':'))
+        else {
             out.push_str(&text[pos..key_end]);
             pos = key_end;
             continue;
@@ -78,7 +82,10 @@ fn redact_settings(text: &str) -> String {
         let value_start = sep_end + (rest.len() - rest.trim_start().len());
         out.push_str(&text[pos..value_start]);
         let value = &text[value_start..];
-        let quote = value.chars().next().filter(|c| matches!(c, '"' | '\'' | '`'));
+        let quote = value
+            .chars()
+            .next()
+            .filter(|c| matches!(c, '"' | '\'' | '`'));
         let value_end = match quote {
             Some(q) => value[1..]
                 .find(q)

@@ -353,16 +353,17 @@ pub fn decode_text(type_oid: u32, text: &str) -> Dynamic {
             .map(Dynamic::from),
         oid::TIMESTAMP => NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
             .ok()
-            .and_then(|dt| {
-                timestamp_text(dt.and_utc().timestamp_micros() - PG_EPOCH_MICROS, false)
-            })
+            .and_then(|dt| timestamp_text(dt.and_utc().timestamp_micros() - PG_EPOCH_MICROS, false))
             .map(Dynamic::from),
         oid::BYTEA => text
             .strip_prefix("\\x")
             .and_then(|hex| {
                 (0..hex.len())
                     .step_by(2)
-                    .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|b| u8::from_str_radix(b, 16).ok())
+                    })
                     .collect::<Option<Vec<u8>>>()
             })
             .map(Dynamic::from_blob),

@@ -337,7 +337,8 @@ fn connect(repl: &mut Repl, rest: &str) -> Step {
     };
     let opts: Map = match words.as_slice() {
         [] => Map::new(),
-        [one] if !one.contains('=') || one.contains("://") => {
+        // A bare URL or host; `url=postgres://...` is a KEY=VALUE pair like the others.
+        [one] if !one.contains('=') || (one.contains("://") && !one.starts_with("url=")) => {
             let key = if one.contains("://") {
                 "url"
             } else {
@@ -350,7 +351,9 @@ fn connect(repl: &mut Repl, rest: &str) -> Step {
         pairs => match script::parse_args(pairs) {
             Ok(mut m) => {
                 // Options that are text in connect() stay text even when they look numeric.
-                for key in ["database", "user", "endpoint", "url", "region", "profile"] {
+                for key in [
+                    "database", "dbname", "user", "endpoint", "host", "url", "region", "profile",
+                ] {
                     if let Some(v) = m.get_mut(key) {
                         *v = Dynamic::from(v.to_string());
                     }

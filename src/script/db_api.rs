@@ -86,9 +86,7 @@ fn manual_tx_after(sql: &str, mut open: bool) -> bool {
             .filter(|w| !w.is_empty())
             .map(str::to_ascii_uppercase)
             .collect();
-        let chained = words
-            .windows(2)
-            .any(|w| w[0] == "AND" && w[1] == "CHAIN");
+        let chained = words.windows(2).any(|w| w[0] == "AND" && w[1] == "CHAIN");
         match (
             words.first().map(String::as_str),
             words.get(1).map(String::as_str),
@@ -238,8 +236,10 @@ impl Session {
                         *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some(dead.db.clone());
                     } else if dead.manual_tx {
-                        *self.lost_manual_tx.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(dead.db.clone());
+                        *self
+                            .lost_manual_tx
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = Some(dead.db.clone());
                     }
                     self.note_reconnect(true);
                 }
@@ -253,8 +253,10 @@ impl Session {
                 if dead.in_tx {
                     *self.lost_tx.lock().unwrap_or_else(|e| e.into_inner()) = Some(dead.db.clone());
                 } else if dead.manual_tx {
-                    *self.lost_manual_tx.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(dead.db.clone());
+                    *self
+                        .lost_manual_tx
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(dead.db.clone());
                 }
                 if let Some(pid) = dead.backend_pid {
                     cancel_backend(host, &dead.db, pid);
@@ -322,7 +324,10 @@ impl Session {
     /// statement that failed only a transaction end counts (a failed COMMIT rolls back).
     fn track_manual_tx(&self, db: &Arc<Database>, sql: &str, succeeded: bool) {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = conns.iter_mut().find(|h| Arc::ptr_eq(&h.db, db) && !h.in_tx) {
+        if let Some(h) = conns
+            .iter_mut()
+            .find(|h| Arc::ptr_eq(&h.db, db) && !h.in_tx)
+        {
             if succeeded {
                 h.manual_tx = manual_tx_after(sql, h.manual_tx);
             } else if ends_transaction(sql) {

@@ -104,6 +104,7 @@ fn main() {
         repl::piped_errors_continue_and_set_the_status,
         repl::piped_interrupt_cancels_one_entry,
         repl::psql_commands_say_what_to_use,
+        repl::connect_meta_takes_url_and_names,
         repl::run_shares_the_pool_and_session,
         transactions::commit_rollback_and_caught_errors,
         transactions::conflicts_are_retried,

@@ -299,6 +299,32 @@ pub fn psql_commands_say_what_to_use() {
     assert_eq!(out.code, 1);
 }
 
+/// `.connect url=...` is a KEY=VALUE pair like the others, and a numeric-looking `dbname`
+/// stays a name.
+pub fn connect_meta_takes_url_and_names() {
+    let db = TestDb::new("repl_connect_kv");
+    let input = format!(
+        ".connect url={}\n\\SELECT current_database() AS d;\n.connect dbname=12345\n",
+        db.url()
+    );
+    let out = piped(&db, &input);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "connected to PostgreSQL socket `{}` database `{}` as `admin`",
+            crate::support::cluster().1.display(),
+            db.name
+        )
+    );
+    assert_eq!(lines[3], format!(" {}", db.name), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("database \"12345\" does not exist"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// The typed entries again, piped: no prompt or escape sequence reaches stdout.
 pub fn piped_entries_print_results_only() {
     let db = TestDb::new("repl_piped");
