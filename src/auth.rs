@@ -59,6 +59,7 @@ pub fn resolve_request(
             Error::Usage("token: no endpoint: pass --endpoint or set `DSQL_ENDPOINT`".into())
         })?;
     crate::config::reject_url_as_endpoint(&endpoint)?;
+    crate::config::check_region_matches(&endpoint, region.as_deref())?;
     let region = region
         .filter(|r| !r.trim().is_empty())
         .or_else(|| dsql_region_from_host(&endpoint))

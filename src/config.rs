@@ -357,6 +357,30 @@ pub fn dsql_region_from_host(host: &str) -> Option<String> {
     well_formed.then(|| region.to_string())
 }
 
+/// A region given for a DSQL hostname must be the hostname's own: a token signed for another
+/// region is refused by the cluster.
+pub fn check_region_matches(host: &str, given: Option<&str>) -> Result<()> {
+    match (
+        given.filter(|g| !g.trim().is_empty()),
+        dsql_region_from_host(host),
+    ) {
+        (Some(given), Some(named)) if given != named => Err(Error::Config(format!(
+            "the endpoint `{host}` is in {named}, but the region given is {given}: a token \
+             signed for another region is refused, so drop --region (or `region`)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `dsqlsh` as the application name, unless the URL (or `PGAPPNAME`) names one.
+fn default_application_name(options: PgConnectOptions) -> PgConnectOptions {
+    if options.get_application_name().is_some() {
+        options
+    } else {
+        options.application_name("dsqlsh")
+    }
+}
+
 /// `--endpoint https://...` or `postgres://...`: a URL where a hostname belongs.
 pub fn reject_url_as_endpoint(endpoint: &str) -> Result<()> {
     match endpoint.split_once("://") {
@@ -376,6 +400,16 @@ pub fn reject_url_as_endpoint(endpoint: &str) -> Result<()> {
 /// The endpoint and region a DSQL token is signed for: a DNS hostname (no scheme, port, path or
 /// spaces; they would make the signed URL invalid) and a region name.
 pub fn check_dsql_names(endpoint: &str, region: &str) -> Result<()> {
+    let region_ok = !region.is_empty()
+        && region.len() <= 64
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        return Err(Error::Config(format!(
+            "`{region}` is not an AWS region name (like us-east-1)"
+        )));
+    }
     let host = endpoint.trim_end_matches('.');
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -391,16 +425,6 @@ pub fn check_dsql_names(endpoint: &str, region: &str) -> Result<()> {
              as in <cluster-id>.dsql.us-east-1.on.aws"
         )));
     }
-    let region_ok = !region.is_empty()
-        && region.len() <= 64
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !region_ok {
-        return Err(Error::Config(format!(
-            "`{region}` is not an AWS region name (like us-east-1)"
-        )));
-    }
     Ok(())
 }
 
@@ -414,6 +438,7 @@ pub fn is_cluster_id(s: &str) -> bool {
 fn dsql_target(host: &str, args: &ConnectionArgs, env: &dyn Env) -> Result<DsqlTarget> {
     // An explicit --region wins; then the hostname, which names the cluster's real region and so
     // beats an ambient AWS_REGION; then the environment.
+    check_region_matches(host, args.region.as_deref())?;
     let region = args
         .region
         .clone()
@@ -535,7 +560,7 @@ fn postgres_from_url(url: &Secret, args: &ConnectionArgs) -> Result<PostgresTarg
     }
     Ok(PostgresTarget {
         label: pg_label(&options),
-        options: options.application_name("dsqlsh"),
+        options: default_application_name(options),
     })
 }
 
@@ -580,7 +605,7 @@ fn postgres_from_parts(
     }
     Ok(PostgresTarget {
         label: pg_label(&options),
-        options: options.application_name("dsqlsh"),
+        options: default_application_name(options),
     })
 }
 
@@ -661,7 +686,7 @@ mod tests {
     #[test]
     fn flag_beats_environment() {
         let args = ConnectionArgs {
-            endpoint: Some(HOST.into()),
+            endpoint: Some("abcdefghijklmnopqrstuvwxyz".into()),
             user: Some("admin".into()),
             region: Some("us-west-2".into()),
             ..Default::default()
@@ -679,6 +704,25 @@ mod tests {
             panic!("expected DSQL")
         };
         assert_eq!((d.user.as_str(), d.region.as_str()), ("admin", "us-west-2"));
+    }
+
+    /// A hostname names its cluster's region; another one given explicitly cannot work.
+    #[test]
+    fn a_region_contradicting_the_hostname_is_refused() {
+        let args = ConnectionArgs {
+            endpoint: Some(HOST.into()),
+            region: Some("us-west-2".into()),
+            ..Default::default()
+        };
+        let err = resolve(&args, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "the endpoint `{HOST}` is in eu-west-1, but the region given is \
+                 us-west-2: a token signed for another region is refused, so drop --region (or \
+                 `region`)"
+            )
+        );
     }
 
     #[test]

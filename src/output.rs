@@ -343,7 +343,6 @@ mod tests {
         let ((), none) = capture_notices(|| ());
         assert!(none.is_empty());
     }
-    use super::*;
 
     fn row(pairs: &[(&str, Dynamic)]) -> Dynamic {
         let mut m = Map::new();

@@ -462,8 +462,9 @@ fn is_array_layout(bytes: &[u8]) -> bool {
     let mut pos = 12;
     let mut total: usize = 1;
     for _ in 0..ndim {
+        // A stored array with dimensions has no empty one (an empty array has ndim 0).
         match int(pos) {
-            Some(n) if n >= 0 => total = total.saturating_mul(n as usize),
+            Some(n) if n > 0 => total = total.saturating_mul(n as usize),
             _ => return false,
         }
         pos += 8;

@@ -235,4 +235,11 @@ pub fn pools_are_reused_only_for_identical_settings() {
     );
     let out = dsqlsh().args(db.flags()).args(["eval", &code]).run();
     assert_eq!(out.ok(), "true other \"$user\", public\n");
+    // The application name is dsqlsh unless the URL names one.
+    let named = format!("{}&application_name=nightly-report", db.url());
+    let code = format!(
+        r#"`${{query_one("SHOW application_name").application_name}} ${{connect(#{{ url: "{named}" }}).query_one("SHOW application_name").application_name}}`"#
+    );
+    let out = dsqlsh().args(db.flags()).args(["eval", &code]).run();
+    assert_eq!(out.ok(), "dsqlsh nightly-report\n");
 }

@@ -709,7 +709,12 @@ pub fn token_names_are_validated() {
              URL: give the hostname alone (`abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws`)",
         ),
         (
-            &["--endpoint", EU_HOST, "--region", "../etc"],
+            &[
+                "--endpoint",
+                "abcdefghijklmnopqrstuvwxyz",
+                "--region",
+                "../etc",
+            ],
             "error: `../etc` is not an AWS region name (like us-east-1)",
         ),
     ];
@@ -737,6 +742,25 @@ pub fn token_names_are_validated() {
             assert_eq!(out.stderr, format!("{error}\n"), "{args:?}");
         }
     }
+    // A region that contradicts the hostname cannot sign a usable token either.
+    let out = token_cmd()
+        .args([
+            "--endpoint",
+            EU_HOST,
+            "--region",
+            "us-east-1",
+            "--token-only",
+        ])
+        .run();
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "error: the endpoint `abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws` is in \
+             eu-west-1, but the region given is us-east-1: a token signed for another region is \
+             refused, so drop --region (or `region`)\n"
+        )
+    );
     let out = with_keys(dsqlsh(), SECRET_ACCESS_KEY)
         .args([
             "eval",
