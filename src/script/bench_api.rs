@@ -250,6 +250,7 @@ fn worker(
         }
     };
     let _enter = session.rt().enter();
+    stress::precise_timers_for_this_thread();
     let engine = super::engine(&session);
     let f = &own_handles(f, base, pool);
     let limit = plan.iterations.unwrap_or(u64::MAX);
