@@ -146,7 +146,7 @@ pub fn max_placeholder(sql: &str) -> usize {
 }
 
 /// The statement with the whitespace and comments before its first word removed (`/* x */
-/// BEGIN` is a BEGIN). Block comments nest, as in PostgreSQL.
+/// BEGIN` is a BEGIN). Block comments nest, as in PostgreSQL; an unterminated one is kept.
 pub fn after_leading_comments(sql: &str) -> &str {
     let mut rest = sql.trim_start();
     loop {
@@ -170,7 +170,8 @@ pub fn after_leading_comments(sql: &str) -> &str {
                 }
             }
             if depth > 0 {
-                return "";
+                // Unterminated: the comment is the text that is left.
+                return rest;
             }
             rest = rest[i..].trim_start();
         } else {
@@ -199,11 +200,6 @@ pub fn split_statements(text: &str) -> (Vec<String>, String) {
     (out, text[from..].to_string())
 }
 
-/// Whether the text ends inside a quote, quoted identifier, block comment or dollar quote.
-pub fn is_unterminated(text: &str) -> bool {
-    !scan(text, |_| {})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,9 +223,16 @@ mod tests {
         let (stmts, rest) = split_statements("SELECT ';'; SELECT $$a;b$$ ; -- x;\nSELECT 3");
         assert_eq!(stmts, vec!["SELECT ';'", "SELECT $$a;b$$"]);
         assert_eq!(rest, " -- x;\nSELECT 3");
-        assert!(is_unterminated("SELECT 'abc"));
-        assert!(is_unterminated("SELECT $$ abc"));
-        assert!(is_unterminated("/* open"));
-        assert!(!is_unterminated("SELECT 'a''b'"));
+    }
+
+    #[test]
+    fn leading_comments_are_skipped() {
+        assert_eq!(
+            after_leading_comments("  -- a\n/* b /* c */ */ BEGIN"),
+            "BEGIN"
+        );
+        assert_eq!(after_leading_comments("-- only"), "");
+        assert_eq!(after_leading_comments("/* open"), "/* open");
+        assert_eq!(after_leading_comments("SELECT 1 -- x"), "SELECT 1 -- x");
     }
 }

@@ -169,43 +169,7 @@ pub fn sql_is_incomplete(sql: &str) -> bool {
 
 /// True for text made of whitespace and complete `--` / `/* */` comments.
 pub fn only_comments(text: &str) -> bool {
-    let mut rest = text.trim_start();
-    loop {
-        if rest.is_empty() {
-            return true;
-        }
-        if let Some(after) = rest.strip_prefix("--") {
-            match after.find('\n') {
-                Some(i) => rest = after[i..].trim_start(),
-                None => return true,
-            }
-        } else if rest.starts_with("/*") {
-            if sql_lex::is_unterminated(rest) {
-                return false;
-            }
-            // Nested comments: find where the outermost one closes.
-            let mut depth = 0;
-            let b = rest.as_bytes();
-            let mut i = 0;
-            while i + 1 < b.len() {
-                if b[i] == b'/' && b[i + 1] == b'*' {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == b'*' && b[i + 1] == b'/' {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            rest = rest[i..].trim_start();
-        } else {
-            return false;
-        }
-    }
+    sql_lex::after_leading_comments(text).is_empty()
 }
 
 /// A parse error means "keep reading" when the parser ran out of input: an unexpected end, a

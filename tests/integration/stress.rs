@@ -429,70 +429,98 @@ pub fn interrupt_still_reports() {
     assert!(String::from_utf8_lossy(&out.stderr).ends_with("dsqlsh: interrupted\n"));
 }
 
-/// A TCP relay to the test cluster that cuts every open connection every `period`: the
-/// network failing under a load run.
-struct CuttingProxy {
+/// A TCP relay to the test cluster, to make the network fail under a load run: with `cut_every`
+/// it cuts every open connection that often; once `frozen`, it passes nothing more from clients
+/// to the server and takes no new connections, as a partition would (replies already on their
+/// way still arrive, so no statement commits unseen).
+struct Relay {
     addr: std::net::SocketAddr,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cuts: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl CuttingProxy {
-    fn start(period: std::time::Duration) -> CuttingProxy {
+impl Relay {
+    fn start(cut_every: Option<std::time::Duration>) -> Relay {
+        use std::io::{Read, Write};
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::{Arc, Mutex};
+        use std::time::Duration;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
+        let frozen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let cuts = Arc::new(AtomicU64::new(0));
         let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
         let (_, socket) = crate::support::cluster();
         let server = socket.join(format!(".s.PGSQL.{}", dsqlsh::local::SOCKET_PORT));
-        {
-            let (stop, open) = (stop.clone(), open.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let Ok((client, _)) = listener.accept() else {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                        continue;
-                    };
-                    client.set_nonblocking(false).unwrap();
-                    let Ok(upstream) = std::os::unix::net::UnixStream::connect(&server) else {
-                        continue;
-                    };
-                    open.lock().unwrap().push(client.try_clone().unwrap());
-                    let (mut c1, mut u1) =
-                        (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                    let (mut c2, mut u2) = (client, upstream);
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut c1, &mut u1);
-                        let _ = u1.shutdown(std::net::Shutdown::Both);
-                    });
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut u2, &mut c2);
-                        let _ = c2.shutdown(std::net::Shutdown::Both);
-                    });
+        let (f, st, o) = (frozen.clone(), stop.clone(), open.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                // Frozen: accepted, never answered (held open until the relay stops).
+                o.lock().unwrap().push(client.try_clone().unwrap());
+                if f.load(Ordering::SeqCst) {
+                    continue;
                 }
-            });
-        }
-        {
-            let (stop, open, cuts) = (stop.clone(), open.clone(), cuts.clone());
+                let Ok(upstream) = std::os::unix::net::UnixStream::connect(&server) else {
+                    continue;
+                };
+                let (mut c_in, mut u_out) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let (mut u_in, mut c_out) = (upstream, client);
+                let (f2, st2) = (f.clone(), st.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        while f2.load(Ordering::SeqCst) && !st2.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        if st2.load(Ordering::SeqCst) || u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = u_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+            for s in o.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        if let Some(period) = cut_every {
+            let (st, o, c) = (stop.clone(), open.clone(), cuts.clone());
             std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
+                while !st.load(Ordering::SeqCst) {
                     std::thread::sleep(period);
-                    for s in open.lock().unwrap().drain(..) {
+                    for s in o.lock().unwrap().drain(..) {
                         let _ = s.shutdown(std::net::Shutdown::Both);
-                        cuts.fetch_add(1, Ordering::SeqCst);
+                        c.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             });
         }
-        CuttingProxy { addr, stop, cuts }
+        Relay {
+            addr,
+            frozen,
+            stop,
+            cuts,
+        }
     }
 }
 
-impl Drop for CuttingProxy {
+impl Drop for Relay {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
@@ -507,7 +535,7 @@ pub fn lost_connections_keep_the_count_exact() {
         "CREATE TABLE users {}",
         dsqlsh::users::COLUMNS_DDL
     ));
-    let proxy = CuttingProxy::start(std::time::Duration::from_millis(300));
+    let proxy = Relay::start(Some(std::time::Duration::from_millis(300)));
     let url = format!("postgres://admin@{}/{}", proxy.addr, db.name);
     let out = dsqlsh()
         .args(["--database-url", &url])
@@ -587,83 +615,6 @@ pub fn stuck_statements_are_cancelled_after_the_deadline() {
     );
 }
 
-/// A relay that, once frozen, stops passing anything from clients to the server (and takes no
-/// new connections), as a network partition would: replies already on their way still arrive.
-struct FreezingProxy {
-    addr: std::net::SocketAddr,
-    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl FreezingProxy {
-    fn start() -> FreezingProxy {
-        use std::io::{Read, Write};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::sync::Arc;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let frozen = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (_, socket) = crate::support::cluster();
-        let server = socket.join(format!(".s.PGSQL.{}", dsqlsh::local::SOCKET_PORT));
-        let (f, st) = (frozen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !st.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    continue;
-                };
-                if f.load(Ordering::SeqCst) {
-                    // Accepted, never answered: held open until the proxy stops.
-                    let st = st.clone();
-                    std::thread::spawn(move || {
-                        let _held = client;
-                        while !st.load(Ordering::SeqCst) {
-                            std::thread::sleep(std::time::Duration::from_millis(50));
-                        }
-                    });
-                    continue;
-                }
-                client.set_nonblocking(false).unwrap();
-                let Ok(upstream) = std::os::unix::net::UnixStream::connect(&server) else {
-                    continue;
-                };
-                let (mut c_in, mut u_out) =
-                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                let (mut u_in, mut c_out) = (upstream, client);
-                let (f2, st2) = (f.clone(), st.clone());
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    while let Ok(n) = c_in.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        while f2.load(Ordering::SeqCst) && !st2.load(Ordering::SeqCst) {
-                            std::thread::sleep(std::time::Duration::from_millis(20));
-                        }
-                        if st2.load(Ordering::SeqCst) || u_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = u_out.shutdown(std::net::Shutdown::Both);
-                });
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut u_in, &mut c_out);
-                    let _ = c_out.shutdown(std::net::Shutdown::Both);
-                });
-            }
-        });
-        FreezingProxy { addr, frozen, stop }
-    }
-}
-
-impl Drop for FreezingProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// A partition in the middle of a timed run: the run still ends within seconds of its
 /// duration (no statement or connection attempt outlives it for long), and the rows it counts
 /// are exactly the rows the table gained.
@@ -673,7 +624,7 @@ pub fn a_partition_does_not_outlast_the_duration() {
         "CREATE TABLE users {}",
         dsqlsh::users::COLUMNS_DDL
     ));
-    let proxy = FreezingProxy::start();
+    let proxy = Relay::start(None);
     let url = format!("postgres://admin@{}/{}", proxy.addr, db.name);
     let frozen = proxy.frozen.clone();
     let freezer = std::thread::spawn(move || {
