@@ -690,7 +690,9 @@ pub async fn run(db: Arc<Database>, opts: Options) -> Result<Report, DbError> {
                 if !pids.is_empty() {
                     // In the background: under a partition the cancel itself cannot connect.
                     let db = db.clone();
-                    tokio::spawn(async move { cancel_backends(&db, &pids).await });
+                    tokio::spawn(async move {
+                        db.cancel_backends(&pids, Duration::from_secs(3)).await
+                    });
                 }
                 give_up_at = Some(tokio::time::Instant::now() + GRACE);
             }
@@ -918,20 +920,6 @@ async fn backend_pid(conn: &mut PoolConnection<Postgres>) -> i32 {
         .fetch_one(&mut **conn)
         .await
         .unwrap_or(0)
-}
-
-/// Ask the server to cancel the statements of `pids` (stuck workers), from a new connection;
-/// best effort, bounded: the server may be the thing that is stuck.
-async fn cancel_backends(db: &Database, pids: &[i32]) {
-    let cancel = async {
-        let mut conn = db.acquire().await.ok()?;
-        sqlx::query("SELECT pg_cancel_backend(p) FROM unnest($1::int4[]) AS p")
-            .bind(pids)
-            .execute(&mut *conn)
-            .await
-            .ok()
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(3), cancel).await;
 }
 
 /// Batches still unresolved when the run ends: counted on a fresh connection, now that the

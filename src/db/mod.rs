@@ -327,6 +327,21 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Ask the server to cancel the statements that the server processes `pids` are running,
+    /// from a new connection. Best effort, bounded by `within`: the caller is already
+    /// reporting an interrupt or a stuck run, and the server may be what is stuck.
+    pub async fn cancel_backends(&self, pids: &[i32], within: Duration) {
+        let cancel = async {
+            let mut conn = self.acquire().await.ok()?;
+            sqlx::query("SELECT pg_cancel_backend(p) FROM unnest($1::int4[]) AS p")
+                .bind(pids)
+                .execute(&mut *conn)
+                .await
+                .ok()
+        };
+        let _ = tokio::time::timeout(within, cancel).await;
+    }
 }
 
 fn spawn_refresher(pool: PgPool, auth: Arc<DsqlAuth>) {

@@ -636,17 +636,8 @@ impl Session {
 /// Ask the server to cancel whatever backend `pid` is running, from another connection.
 /// Best effort, bounded to two seconds: the caller is already reporting the interrupt.
 fn cancel_backend(host: &Host, db: &Arc<Database>, pid: i32) {
-    host.rt.block_on_uninterruptible(async {
-        let cancel = async {
-            let mut conn = db.acquire().await.ok()?;
-            sqlx::query("SELECT pg_cancel_backend($1)")
-                .bind(pid)
-                .execute(&mut *conn)
-                .await
-                .ok()
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(2), cancel).await;
-    });
+    host.rt
+        .block_on_uninterruptible(db.cancel_backends(&[pid], Duration::from_secs(2)));
 }
 
 /// ROLLBACK on a connection; false when the connection is unusable.
