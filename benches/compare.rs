@@ -138,12 +138,7 @@ fn pgbench_with(env: &Env, args: &[&str]) -> (f64, f64, f64) {
         .arg(&env.socket)
         .args(["-p", &SOCKET_PORT.to_string(), "-U", "admin", "bench"]);
     let (out, _) = run_measured(&mut cmd);
-    let tps = out
-        .lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output:\n{out}"));
+    let tps = pgbench_figure(&out, "tps = ");
     let mut lat: Vec<f64> = Vec::new();
     for entry in std::fs::read_dir(&logs).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
@@ -159,13 +154,17 @@ fn pgbench_with(env: &Env, args: &[&str]) -> (f64, f64, f64) {
         }
     }
     lat.sort_by(f64::total_cmp);
-    let mean = out
-        .lines()
-        .find(|l| l.starts_with("latency average = "))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no latency average in pgbench output:\n{out}"));
+    let mean = pgbench_figure(&out, "latency average = ");
     (tps, percentile(&lat, 0.99), mean)
+}
+
+/// The number after `label` on the pgbench output line that starts with it.
+fn pgbench_figure(out: &str, label: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no `{label}` in pgbench output:\n{out}"))
 }
 
 /// One interleaved round of phases 1 and 3.

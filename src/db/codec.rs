@@ -318,14 +318,7 @@ fn decode_array(bytes: &[u8]) -> Result<Option<Dynamic>, String> {
         if len < 0 {
             flat.push(Dynamic::UNIT);
         } else {
-            let raw = take(len as usize)?;
-            flat.push(match decode(elem, raw)? {
-                Some(v) => v,
-                None => Dynamic::from(Deferred {
-                    type_oid: elem,
-                    bytes: raw.to_vec(),
-                }),
-            });
+            flat.push(decode_or_defer(elem, take(len as usize)?)?);
         }
     }
     Ok(Some(nest(flat, &dims)))
@@ -446,6 +439,17 @@ fn parse_array_level(c: &[char], pos: &mut usize, elem: u32) -> Option<Array> {
     }
 }
 
+/// An element of an array or record: decoded, or deferred to its text form when unmapped.
+fn decode_or_defer(type_oid: u32, raw: &[u8]) -> Result<Dynamic, String> {
+    Ok(match decode(type_oid, raw)? {
+        Some(v) => v,
+        None => Dynamic::from(Deferred {
+            type_oid,
+            bytes: raw.to_vec(),
+        }),
+    })
+}
+
 /// Does `bytes` hold exactly one binary array (header, dimensions, then every element)?
 fn is_array_layout(bytes: &[u8]) -> bool {
     let int = |at: usize| -> Option<i32> {
@@ -504,14 +508,7 @@ fn decode_record(bytes: &[u8]) -> Result<Dynamic, String> {
             fields.push(Dynamic::UNIT);
             continue;
         }
-        let raw = take(len as usize)?;
-        fields.push(match decode(field_oid, raw)? {
-            Some(v) => v,
-            None => Dynamic::from(Deferred {
-                type_oid: field_oid,
-                bytes: raw.to_vec(),
-            }),
-        });
+        fields.push(decode_or_defer(field_oid, take(len as usize)?)?);
     }
     Ok(Dynamic::from_array(fields))
 }
